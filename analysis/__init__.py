@@ -1,0 +1,1 @@
+"""analysis: figure functions, notebooks and the `lcsim report` command."""

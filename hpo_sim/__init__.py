@@ -1,0 +1,1 @@
+"""hpo_sim: HPO methods, replayed against tables (replay) or trained live (live)."""

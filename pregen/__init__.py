@@ -1,0 +1,1 @@
+"""pregen: the trainer stack (data, search spaces, models, trainer) and table generation."""

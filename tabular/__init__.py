@@ -1,0 +1,1 @@
+"""tabular: the learning-curve table format, its writer, validator and read API."""
