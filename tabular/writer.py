@@ -1,0 +1,273 @@
+"""Append finished configs to a table directory, one atomic shard pair per `write`.
+
+Commit protocol (several processes may write into one directory at once):
+1. the curves shard is written to `curves/.tmp-<name>`, fsynced, and renamed (os.replace,
+   atomic on POSIX) to `curves/<name>`;
+2. the configs shard likewise to `configs/<name>`; this rename commits the shard.
+Readers take curves only from shards whose configs file exists, so a writer killed at any
+point leaves either nothing visible or a complete pair; a killed writer's leftovers (`.tmp-*`
+files, a curves shard with no configs shard) are ignored by readers and reported by
+`lcsim table validate` as warnings. Shard names are `<unix time>-<pid>-<uuid>.parquet`, unique
+across processes and hosts. `held_ids(dir)` reads only the configs shards, so a generator can
+resume by skipping the ids a directory already holds.
+
+The first writer records the table metadata in `meta.json` (created atomically: temp file +
+hard link, which fails if another writer got there first); every shard also carries its
+writer's metadata under the Parquet key `lcsim`. A writer opening a directory whose
+meta.json differs in dataset / space / epochs / seeds / schema version raises TableError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .schema import (
+    META_FILE,
+    STATUSES,
+    TableError,
+    check_meta_compatible,
+    configs_schema,
+    curves_schema,
+    list_shards,
+    meta_bytes,
+)
+
+__all__ = ["ConfigResult", "TableWriter", "held_ids", "write_parquet_atomic"]
+
+_EPOCH_FIELDS = ("val_accuracy", "train_loss", "val_loss", "train_seconds", "solo_seconds",
+                 "eval_seconds")
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    """One finished config, as the generator hands it to `TableWriter.write`.
+
+    Per-epoch sequences all have length k = epochs trained (epoch 1..k): k = T for a
+    complete config, k <= T for a diverged one (values may be NaN at the diverging epoch),
+    usually 0 for a failed one. `config` holds the free hyperparameters of the table's
+    space (validated on write); for a table with no space (imported) any JSON object.
+    `concurrency` is per epoch, or one int for every epoch.
+    """
+
+    config_id: int  # Sobol index
+    config: Mapping[str, Any]
+    status: str = "complete"  # complete / diverged / failed
+    val_accuracy: Sequence[float] = ()  # fraction in [0, 1], validation split
+    train_loss: Sequence[float] = ()
+    val_loss: Sequence[float] = ()
+    train_seconds: Sequence[float] = ()  # measured wall seconds, device maybe shared
+    solo_seconds: Sequence[float] = ()  # seconds alone on the device
+    eval_seconds: Sequence[float] = ()
+    concurrency: Sequence[int] | int = 1  # configs sharing the device in that epoch
+    n_params: int | None = None
+    flops: int | None = None  # forward FLOPs per example
+    error: str | None = None  # why it diverged / failed
+    source_config: str | None = None  # original id, imported tables only
+    _k: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if not isinstance(self.config_id, int | np.integer) or self.config_id < 0:
+            raise TableError(f"ConfigResult.config_id must be a non-negative int, "
+                             f"got {self.config_id!r}")
+        if self.status not in STATUSES:
+            raise TableError(f"config {self.config_id}: status {self.status!r} is not one of "
+                             f"{list(STATUSES)}")
+        lengths = {f: len(getattr(self, f)) for f in _EPOCH_FIELDS}
+        k = lengths["val_accuracy"]
+        bad = {f: n for f, n in lengths.items() if n != k}
+        if bad:
+            raise TableError(f"config {self.config_id}: per-epoch fields differ in length "
+                             f"(val_accuracy has {k}, {bad})")
+        if not isinstance(self.concurrency, int | np.integer) and len(self.concurrency) != k:
+            raise TableError(f"config {self.config_id}: concurrency has "
+                             f"{len(self.concurrency)} values for {k} epochs")
+        object.__setattr__(self, "_k", k)
+
+
+def _atomic_bytes(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
+    """Write a small file atomically; with exclusive, only if `path` does not exist yet
+    (returns False when another process created it first)."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if exclusive:
+            try:
+                os.link(tmp, path)  # fails if path exists: first writer wins
+            except FileExistsError:
+                return False
+        else:
+            os.replace(tmp, path)
+        return True
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    """Write `table` to a temp file next to `path`, fsync, and rename it into place."""
+    tmp = path.parent / f".tmp-{path.name}"
+    try:
+        with open(tmp, "wb") as f:
+            pq.write_table(table, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)  # make the rename itself durable
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class TableWriter:
+    """Appends `ConfigResult`s to the table directory `directory` (created if missing).
+
+    `meta` is the table metadata (`tabular.schema.build_meta`). Ids are not checked against
+    other processes' shards (partitioning ids is the generator's job, and `held_ids` its
+    resume); `lcsim table validate` reports any duplicates.
+    """
+
+    def __init__(self, directory: str | os.PathLike, meta: Mapping[str, Any]):
+        from .table import _space_of
+
+        self.dir = Path(directory)
+        self.meta = dict(meta)
+        for k in ("schema_version", "dataset", "space", "epochs"):
+            if k not in self.meta:
+                raise TableError(f"TableWriter: metadata lacks {k!r}; build it with "
+                                 "tabular.schema.build_meta")
+        self.epochs = int(self.meta["epochs"])
+        self.space = _space_of(self.meta)
+        self._configs_schema = configs_schema(self.space)
+        for sub in ("configs", "curves"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        mpath = self.dir / META_FILE
+        text = json.dumps(self.meta, indent=1, sort_keys=True).encode()
+        if not mpath.exists():
+            _atomic_bytes(mpath, text, exclusive=True)
+        existing = json.loads(mpath.read_text())
+        check_meta_compatible(existing, self.meta,
+                              f"{mpath} (resume must not mix tables: open a new directory)")
+        self._written: set[int] = set()
+
+    def write(self, records: ConfigResult | Iterable[ConfigResult]) -> Path | None:
+        """Commit one or more records as one shard pair; returns the configs shard path."""
+        recs = [records] if isinstance(records, ConfigResult) else list(records)
+        if not recs:
+            return None
+        ids = [int(r.config_id) for r in recs]
+        counts = Counter(ids)
+        dup = sorted({i for i, c in counts.items() if c > 1} | (set(ids) & self._written))
+        if dup:
+            raise TableError(f"{self.dir}: config_id(s) {dup[:10]} already written by this "
+                             "writer or repeated in one write")
+        cfg, cur = self._tables(recs)
+        name = f"{int(time.time())}-{os.getpid()}-{uuid.uuid4().hex[:12]}.parquet"
+        write_parquet_atomic(cur, self.dir / "curves" / name)
+        target = self.dir / "configs" / name
+        write_parquet_atomic(cfg, target)  # this rename commits the shard
+        self._written.update(ids)
+        return target
+
+    def _tables(self, recs: list[ConfigResult]) -> tuple[pa.Table, pa.Table]:
+        T = self.epochs
+        cols: dict[str, list] = {f.name: [] for f in self._configs_schema}
+        for r in recs:
+            if r._k > T:
+                raise TableError(f"config {r.config_id}: {r._k} epochs recorded, table has "
+                                 f"{T}")
+            if r.status == "complete" and r._k != T:
+                raise TableError(f"config {r.config_id}: complete but {r._k} of {T} epochs")
+            _check_values(r)
+            cols["config_id"].append(int(r.config_id))
+            if self.space is None:
+                cols["hyperparameters"].append(json.dumps(dict(r.config), sort_keys=True))
+                cols["source_config"].append(r.source_config)
+            else:
+                try:
+                    cfg = self.space.validate(r.config)
+                except ValueError as e:
+                    raise TableError(f"config {r.config_id}: {e}") from None
+                for n in self.space.names:
+                    cols[n].append(cfg[n])
+            cols["n_params"].append(None if r.n_params is None else int(r.n_params))
+            cols["flops"].append(None if r.flops is None else int(r.flops))
+            cols["status"].append(r.status)
+            cols["error"].append(r.error)
+        kv = meta_bytes(self.meta)
+        cfg = pa.table(cols, schema=self._configs_schema.with_metadata(kv))
+        ks = [r._k for r in recs]
+        cur = {
+            "config_id": np.repeat(np.array(cols["config_id"], dtype=np.int64), ks),
+            "epoch": np.concatenate([np.arange(1, k + 1) for k in ks]).astype(np.int32),
+        }
+        for f in _EPOCH_FIELDS:
+            cur[f] = np.concatenate([np.asarray(getattr(r, f), dtype=np.float64).reshape(-1)
+                                     for r in recs])
+        cur["concurrency"] = np.concatenate([
+            np.full(r._k, r.concurrency) if isinstance(r.concurrency, int | np.integer)
+            else np.asarray(r.concurrency) for r in recs]).astype(np.int32)
+        return cfg, pa.table(cur, schema=curves_schema().with_metadata(kv))
+
+
+def _check_values(r: ConfigResult) -> None:
+    """Refuse values that `lcsim table validate` would reject, before anything is written."""
+    acc = np.asarray(r.val_accuracy, dtype=np.float64)
+    if ((acc < 0) | (acc > 1)).any():
+        raise TableError(f"config {r.config_id}: val_accuracy {acc[(acc < 0) | (acc > 1)][0]!r}"
+                         " is outside [0, 1] (a fraction, not percent)")
+    if r.status == "complete" and np.isnan(acc).any():
+        raise TableError(f"config {r.config_id}: complete but val_accuracy has NaN at epoch "
+                         f"{int(np.argmax(np.isnan(acc))) + 1}; record it as diverged")
+    for f in ("train_seconds", "solo_seconds", "eval_seconds"):
+        v = np.asarray(getattr(r, f), dtype=np.float64)
+        if (v < 0).any():
+            raise TableError(f"config {r.config_id}: {f} has a negative value {v[v < 0][0]!r}")
+
+
+def held_ids(directory: str | os.PathLike) -> set[int]:
+    """Config ids committed in a table directory (reads only the configs shards); an empty
+    set for a directory that does not exist yet."""
+    d = Path(directory)
+    if not d.exists():
+        return set()
+    files = [c for c, _ in list_shards(d).pairs]
+    if not files:
+        return set()
+    import pyarrow.dataset as ds
+
+    try:
+        t = ds.dataset([str(f) for f in files], format="parquet").to_table(columns=["config_id"])
+    except (pa.ArrowInvalid, OSError) as e:
+        raise TableError(f"{d}: a configs shard is unreadable ({e}); run "
+                         f"`lcsim table validate {d}`") from None
+    return set(t.column("config_id").to_pylist())
+
