@@ -96,7 +96,8 @@ class Param:
         try:
             x = float(v)
         except (TypeError, ValueError):
-            raise ConfigError(f"{self.name}={v!r} is not a number; allowed {self.range_text}")
+            raise ConfigError(
+                f"{self.name}={v!r} is not a number; allowed {self.range_text}") from None
         if not math.isfinite(x) or not self.low <= x <= self.high:
             raise ConfigError(f"{self.name}={v!r} is outside the allowed range {self.range_text}")
         if self.kind == "int":
@@ -144,7 +145,7 @@ class Space:
         out = []
         for i in range(u.shape[0]):
             cfg = {}
-            for p, c in zip(self.params, cols):
+            for p, c in zip(self.params, cols, strict=True):
                 v = c[i]
                 cfg[p.name] = (p.choices[int(v)] if p.kind == "cat"
                                else int(v) if p.kind == "int" else float(v))

@@ -67,7 +67,7 @@ def test_json_round_trip_and_unit_inverse(space):
         assert space.from_json(space.to_json(cfg)) == cfg
         assert json.loads(space.to_json(cfg)) == cfg
     back = space.from_unit(space.to_unit(cfgs))
-    for a, b in zip(cfgs, back):
+    for a, b in zip(cfgs, back, strict=True):
         for p in space.params:
             if p.kind in ("int", "cat"):
                 assert a[p.name] == b[p.name]

@@ -1,0 +1,363 @@
+"""The one training loop, used by table generation and by the live methods.
+
+Optimizers come from torch.optim and learning-rate schedules from torch.optim.lr_scheduler
+(stepped once per epoch). Batches come from `DeviceData.batches` (data already on the
+device). The loss on each batch is `loss_fn(logits, y)` (cross-entropy by default) plus the
+Table I L2 penalty `l2_weight * sum ||W||^2` over the weight tensors of every Conv and Linear
+layer (not biases, not batch-norm parameters).
+
+Per epoch the trainer reports an `EpochRecord`: epoch (1..T), train_loss (mean loss_fn value
+over the epoch's minibatches, as trained: dropout on, penalty excluded), val_loss and
+val_accuracy (the validation split, taken from the training data), train_seconds and
+eval_seconds (wall time measured around the epoch and the evaluation, with a device
+synchronisation before each clock read). The running loss is summed on the device and
+checked for finiteness every `check_every` batches and at the end of the epoch, so there is
+no host sync per batch. A non-finite training or validation loss (or a mean training loss
+above `spec.max_loss`, off by default) ends the run with status "diverged"; the epochs
+recorded before it are kept. A callback returning True ends the run
+with status "stopped".
+
+Seeds: `spec.seed` is split with np.random.SeedSequence into init / data-order / dropout
+seeds; dropout draws run inside `fork_seeded`, so the caller's global RNG is untouched.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pregen.data import DeviceData
+from pregen.models import build_model, count_params, fork_seeded, forward_flops
+
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "EpochRecord",
+    "TrainResult",
+    "TrainSpec",
+    "evaluate",
+    "l2_params",
+    "l2_penalty",
+    "make_optimizer",
+    "make_scheduler",
+    "seeds",
+    "train",
+    "train_config",
+    "train_epoch",
+]
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam")
+SCHEDULES = ("constant", "exponential", "inv_sqrt", "step")
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Callback = Callable[["EpochRecord"], "bool | None"]
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How to train; the config-specific values (lr, l2_weight) are overridden by train_config."""
+
+    epochs: int = 20  # Choi et al. record 20-epoch curves (set per table)
+    batch_size: int = 128  # paper / table generation
+    optimizer: str = "adam"  # paper; one of OPTIMIZERS
+    lr: float = 1e-3  # Adam's customary default
+    momentum: float = 0.9  # for "momentum" and "nesterov" only
+    schedule: str = "constant"  # one of SCHEDULES, stepped per epoch
+    step_size: int = 10  # epochs between decays of the "step" schedule
+    step_gamma: float = 0.1  # factor per "step" decay (the usual staircase)
+    l2_weight: float = 0.0  # lambda of the penalty lambda * sum ||W||^2
+    seed: int = 0  # init, data order, dropout (split by SeedSequence)
+    bf16: bool = False  # autocast matmuls/convs to bfloat16 (meant for CUDA)
+    channels_last: bool = False  # NHWC memory format (faster convs on CUDA tensor cores)
+    check_every: int = 50  # batches between finiteness checks (each one is a host sync)
+    # Mean epoch loss above this also counts as diverged. inf by default: the contract is
+    # "non-finite", and Table I configs whose loss explodes but stays finite are real curves
+    # (near-chance accuracy) in the paper's tables. Set e.g. 1e3 for cross-entropy to cut
+    # runs whose logits have blown up (lr 1e3 with Adam stays finite: ~1e15).
+    max_loss: float = math.inf
+    eval_batch_size: int = 1024  # evaluation only; no gradients, so larger is fine
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError(f"TrainSpec.epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"TrainSpec.batch_size must be >= 1, got {self.batch_size}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"TrainSpec.optimizer={self.optimizer!r}; choose from {OPTIMIZERS}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"TrainSpec.schedule={self.schedule!r}; choose from {SCHEDULES}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"TrainSpec.lr must be a positive number, got {self.lr}")
+        if not (math.isfinite(self.l2_weight) and self.l2_weight >= 0):
+            raise ValueError(f"TrainSpec.l2_weight must be >= 0, got {self.l2_weight}")
+        if not self.max_loss > 0:
+            raise ValueError(f"TrainSpec.max_loss must be > 0, got {self.max_loss}")
+        if self.step_size < 1 or self.check_every < 1 or self.eval_batch_size < 1:
+            raise ValueError(f"TrainSpec: step_size, check_every, eval_batch_size must be >= 1, "
+                             f"got {self.step_size}, {self.check_every}, {self.eval_batch_size}")
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int  # 1..T
+    train_loss: float  # mean loss_fn over the epoch's minibatches (no L2 penalty)
+    val_loss: float  # mean cross-entropy on the validation split
+    val_accuracy: float  # fraction correct in [0, 1]
+    train_seconds: float  # measured, device-synchronised
+    eval_seconds: float  # measured, device-synchronised
+    lr: float  # learning rate used during this epoch
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    status: str  # "complete" | "diverged" | "stopped" (callback returned True)
+    epochs: tuple[EpochRecord, ...]
+    error: str | None = None  # why it diverged
+    n_params: int | None = None  # set by train_config
+    flops: int | None = None  # forward FLOPs per example, set by train_config
+
+    @property
+    def final_accuracy(self) -> float:
+        return self.epochs[-1].val_accuracy if self.epochs else float("nan")
+
+
+def seeds(seed: int) -> tuple[int, int, int]:
+    """(init, data order, dropout) seeds derived from one seed."""
+    children = np.random.SeedSequence(seed).spawn(3)
+    return tuple(int(c.generate_state(1)[0]) for c in children)
+
+
+def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,
+                   momentum: float = 0.9) -> torch.optim.Optimizer:
+    """torch.optim optimizer by name; RMSprop and Adam keep torch's other defaults."""
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    if name == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
+    if name == "nesterov":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
+
+
+def _inv_sqrt(epoch: int) -> float:  # lr at epoch t (1-based) = lr0 / sqrt(t)
+    return 1.0 / math.sqrt(epoch + 1)
+
+
+def _one(epoch: int) -> float:
+    return 1.0
+
+
+def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, step_size: int = 10,
+                   step_gamma: float = 0.1) -> torch.optim.lr_scheduler.LRScheduler:
+    """torch.optim.lr_scheduler schedule by name, meant to be stepped once per epoch.
+
+    constant; exponential: lr0 * 0.95^(t-1); inv_sqrt: lr0 / sqrt(t); step: lr0 * gamma^floor(
+    (t-1) / step_size), where t = 1..T is the epoch.
+    """
+    sch = torch.optim.lr_scheduler
+    if name == "constant":
+        return sch.LambdaLR(optimizer, _one)
+    if name == "exponential":
+        return sch.ExponentialLR(optimizer, gamma=0.95)
+    if name == "inv_sqrt":
+        return sch.LambdaLR(optimizer, _inv_sqrt)
+    if name == "step":
+        return sch.StepLR(optimizer, step_size=step_size, gamma=step_gamma)
+    raise ValueError(f"unknown schedule {name!r}; choose from {SCHEDULES}")
+
+
+def l2_params(model: nn.Module) -> list[torch.Tensor]:
+    """The tensors the L2 penalty covers: weights of Conv and Linear layers."""
+    return [m.weight for m in model.modules()
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))]
+
+
+def l2_penalty(params: list[torch.Tensor]) -> torch.Tensor:
+    """sum ||W||^2 over params (a 0-d tensor on their device)."""
+    return torch.stack([p.pow(2).sum() for p in params]).sum()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(device: torch.device, bf16: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def train_epoch(
+    model: nn.Module,
+    data: DeviceData,
+    optimizer: torch.optim.Optimizer,
+    spec: TrainSpec,
+    *,
+    generator: torch.Generator,
+    loss_fn: LossFn | None = None,
+    penalized: list[torch.Tensor] | None = None,
+) -> float:
+    """Train one epoch over data's train split; return the mean loss_fn value.
+
+    The return is non-finite if the loss (or the L2 penalty) became non-finite; the epoch then
+    stops at the next check (every spec.check_every batches), as it does when the running mean
+    exceeds spec.max_loss. `generator` (on data.device) drives shuffling and augmentation;
+    dropout draws from torch's global RNG, so seed it with `fork_seeded` around the call.
+    `penalized` defaults to `l2_params(model)`.
+    """
+    loss_fn = loss_fn or F.cross_entropy
+    if spec.l2_weight > 0 and penalized is None:
+        penalized = l2_params(model)
+    n = data.train_y.shape[0]
+    # A last batch of one example would break batch norm in training mode; drop it.
+    drop_last = n % spec.batch_size == 1
+    model.train()
+    total = torch.zeros((), device=data.device)  # sum of loss_fn * batch size, on device
+    penalty = torch.zeros((), device=data.device)  # sum of penalty terms (overflow check)
+    seen = 0
+
+    def mean() -> float:  # one host sync
+        m, p = torch.stack((total / max(seen, 1), penalty)).tolist()
+        return m if math.isfinite(p) else float("nan")
+
+    for i, (x, y) in enumerate(data.batches("train", spec.batch_size, shuffle=True,
+                                            generator=generator, drop_last=drop_last)):
+        if spec.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(data.device, spec.bf16):
+            logits = model(x)
+        loss = loss_fn(logits.float(), y)
+        full = loss
+        if spec.l2_weight > 0:
+            pen = spec.l2_weight * l2_penalty(penalized)
+            full = loss + pen
+            penalty += pen.detach()
+        optimizer.zero_grad(set_to_none=True)
+        full.backward()
+        optimizer.step()
+        total += loss.detach() * y.shape[0]
+        seen += y.shape[0]
+        if (i + 1) % spec.check_every == 0:
+            m = mean()
+            if not (math.isfinite(m) and m <= spec.max_loss):
+                return m
+    return mean()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: DeviceData, split: str = "val", *,
+             batch_size: int = 1024, bf16: bool = False,
+             channels_last: bool = False) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy in [0, 1]) of model on a split; one host sync at the end."""
+    was_training = model.training
+    model.eval()
+    loss = torch.zeros((), device=data.device)
+    correct = torch.zeros((), device=data.device, dtype=torch.int64)
+    n = 0
+    try:
+        for x, y in data.batches(split, batch_size, augment=False):
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(data.device, bf16):
+                logits = model(x)
+            logits = logits.float()
+            loss += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+            n += y.shape[0]
+    finally:
+        model.train(was_training)
+    return loss.item() / n, correct.item() / n
+
+
+def train(
+    model: nn.Module,
+    data: DeviceData,
+    spec: TrainSpec,
+    *,
+    device: str | torch.device,
+    callback: Callback | None = None,
+    loss_fn: LossFn | None = None,
+) -> TrainResult:
+    """Train `model` (in place) for spec.epochs on data's train split, evaluating on val.
+
+    `data` must already live on `device` (load_dataset(..., device=...) or data.to(device)).
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    if data.device != device:
+        raise ValueError(f"data is on {data.device} but device={device}; "
+                         f"load it with load_dataset(..., device={str(device)!r})")
+    model.to(device)
+    if spec.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(spec.optimizer, model.parameters(), spec.lr, spec.momentum)
+    scheduler = make_scheduler(spec.schedule, optimizer, step_size=spec.step_size,
+                               step_gamma=spec.step_gamma)
+    _, data_seed, dropout_seed = seeds(spec.seed)
+    gen = torch.Generator(device=device).manual_seed(data_seed)
+    penalized = l2_params(model)
+    records: list[EpochRecord] = []
+    with fork_seeded(dropout_seed, device):
+        for epoch in range(1, spec.epochs + 1):
+            lr = optimizer.param_groups[0]["lr"]
+            _sync(device)
+            t0 = time.perf_counter()
+            train_loss = train_epoch(model, data, optimizer, spec, generator=gen,
+                                     loss_fn=loss_fn, penalized=penalized)
+            _sync(device)
+            t1 = time.perf_counter()
+            if not (math.isfinite(train_loss) and train_loss <= spec.max_loss):
+                return TrainResult("diverged", tuple(records),
+                                   f"training loss {train_loss:g} in epoch {epoch} (lr={lr:g}"
+                                   f", max_loss={spec.max_loss:g})")
+            val_loss, val_acc = evaluate(model, data, "val", batch_size=spec.eval_batch_size,
+                                         bf16=spec.bf16, channels_last=spec.channels_last)
+            _sync(device)
+            t2 = time.perf_counter()
+            if not math.isfinite(val_loss):
+                return TrainResult("diverged", tuple(records),
+                                   f"non-finite validation loss in epoch {epoch} (lr={lr:g})")
+            scheduler.step()
+            rec = EpochRecord(epoch, train_loss, val_loss, val_acc, t1 - t0, t2 - t1, lr)
+            records.append(rec)
+            if callback is not None and callback(rec) and epoch < spec.epochs:
+                return TrainResult("stopped", tuple(records))
+    return TrainResult("complete", tuple(records))
+
+
+def train_config(
+    space: Any,
+    config: Mapping[str, Any],
+    data: DeviceData,
+    spec: TrainSpec,
+    device: str | torch.device,
+    *,
+    callback: Callback | None = None,
+    loss_fn: LossFn | None = None,
+) -> TrainResult:
+    """Build the paper CNN for a Table I config and train it (what table generation runs).
+
+    The config supplies learning_rate and l2_weight (they replace spec.lr / spec.l2_weight);
+    everything else (Adam, batch 128, epochs, seed) comes from spec. The model is initialised
+    from the init seed of spec.seed. The result carries n_params and flops.
+    """
+    full = space.full(config)
+    spec = replace(spec, lr=float(full["learning_rate"]), l2_weight=float(full["l2_weight"]))
+    init_seed, _, _ = seeds(spec.seed)
+    model = build_model(space.name, full, in_shape=data.in_shape,
+                        num_classes=data.num_classes, seed=init_seed)
+    n_params, flops = count_params(model), forward_flops(model, data.in_shape)
+    result = train(model, data, spec, device=device, callback=callback, loss_fn=loss_fn)
+    return replace(result, n_params=n_params, flops=flops)

@@ -1,0 +1,152 @@
+"""Shared fixtures: tiny datasets in the real on-disk formats torchvision reads.
+
+Each `tiny_*_root` fixture is a data root (session scoped, read-only by convention) that
+`pregen.data.load_dataset(name, root)` and torchvision's own classes load:
+
+    tiny_mnist_root     ROOT/MNIST/raw/*-ubyte (IDX)             256 train / 64 test
+    tiny_cifar10_root   ROOT/cifar-10-batches-py/ (pickles)      5 x 24 train / 40 test
+    tiny_cifar100_root  ROOT/cifar-100-python/ (pickles)         120 train / 40 test
+    tiny_svhn_root      ROOT/svhn/{train,test}_32x32.mat         120 train / 40 test
+    tiny_data_root      all four in one root
+
+The images are learnable: class k is a bright square at a class-specific place (and, for
+colour images, in a class-specific channel) over uniform noise, so a small CNN fits them in
+a few epochs. `make_tiny_dataset(name, root, n_train, n_test, seed)` writes more.
+`tiny_mnist_data` is the tiny MNIST loaded on the CPU (default validation split).
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+
+
+def _images(n: int, classes: int, shape: tuple[int, int, int], rng: np.random.Generator):
+    """uint8 images [n, C, H, W] and int64 labels [n]: a per-class square over noise."""
+    c, h, w = shape
+    y = np.arange(n) % classes
+    rng.shuffle(y)
+    x = rng.integers(0, 60, size=(n, c, h, w), dtype=np.uint8)
+    for i, k in enumerate(y):
+        cell = k % 10
+        r0, c0 = 2 + (cell // 5) * (h // 2), 1 + (cell % 5) * (w // 5)
+        ch = (k // 10) % c if c > 1 else 0
+        x[i, ch, r0:r0 + 6, c0:c0 + 4] = 250
+    return x, y.astype(np.int64)
+
+
+def _write_idx(path: Path, arr: np.ndarray) -> None:
+    # IDX: two zero bytes, type 0x08 (ubyte), number of dims, big-endian int32 dims, data
+    with open(path, "wb") as f:
+        f.write(struct.pack(">BBBB", 0, 0, 0x08, arr.ndim))
+        f.write(struct.pack(f">{arr.ndim}I", *arr.shape))
+        f.write(arr.astype(np.uint8).tobytes())
+
+
+def _write_pickle(path: Path, obj: dict) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(obj, f)
+
+
+def make_tiny_dataset(name: str, root: Path, n_train: int = 120, n_test: int = 40,
+                      seed: int = 0) -> Path:
+    """Write a tiny `name` dataset under data root `root` in torchvision's layout."""
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    if name == "mnist":
+        raw = root / "MNIST" / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        for prefix, n in (("train", n_train), ("t10k", n_test)):
+            x, y = _images(n, 10, (1, 28, 28), rng)
+            _write_idx(raw / f"{prefix}-images-idx3-ubyte", x[:, 0])
+            _write_idx(raw / f"{prefix}-labels-idx1-ubyte", y)
+    elif name in ("cifar10", "cifar100"):
+        classes = 10 if name == "cifar10" else 100
+        d = root / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
+        d.mkdir(parents=True, exist_ok=True)
+        x, y = _images(n_train, classes, (3, 32, 32), rng)
+        xt, yt = _images(n_test, classes, (3, 32, 32), rng)
+
+        def entry(x, y):  # rows of 3072 bytes: R plane, G plane, B plane (the real layout)
+            key = "labels" if name == "cifar10" else "fine_labels"
+            out = {"data": x.reshape(len(x), -1), key: [int(v) for v in y]}
+            if name == "cifar100":
+                out["coarse_labels"] = [int(v) // 5 for v in y]
+            return out
+
+        if name == "cifar10":
+            for i, part in enumerate(np.array_split(np.arange(n_train), 5)):
+                _write_pickle(d / f"data_batch_{i + 1}", entry(x[part], y[part]))
+            _write_pickle(d / "test_batch", entry(xt, yt))
+            _write_pickle(d / "batches.meta", {"label_names": [f"c{k}" for k in range(10)]})
+        else:
+            _write_pickle(d / "train", entry(x, y))
+            _write_pickle(d / "test", entry(xt, yt))
+            _write_pickle(d / "meta", {"fine_label_names": [f"f{k}" for k in range(100)],
+                                       "coarse_label_names": [f"g{k}" for k in range(20)]})
+    elif name == "svhn":
+        d = root / "svhn"
+        d.mkdir(parents=True, exist_ok=True)
+        for split, n in (("train", n_train), ("test", n_test)):
+            x, y = _images(n, 10, (3, 32, 32), rng)
+            # the real .mat layout: X [32, 32, 3, N], y [N, 1] with digit 0 stored as 10
+            y_mat = np.where(y == 0, 10, y).astype(np.uint8)[:, None]
+            scipy.io.savemat(d / f"{split}_32x32.mat",
+                             {"X": x.transpose(2, 3, 1, 0), "y": y_mat})
+    else:
+        raise ValueError(f"unknown tiny dataset {name!r}")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _no_user_data_root(monkeypatch):
+    # Tests must not pick up a developer's real data root.
+    monkeypatch.delenv("LCSIM_DATA_ROOT", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist_root(tmp_path_factory) -> Path:
+    return make_tiny_dataset("mnist", tmp_path_factory.mktemp("tiny_mnist"), 256, 64)
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar10_root(tmp_path_factory) -> Path:
+    return make_tiny_dataset("cifar10", tmp_path_factory.mktemp("tiny_cifar10"))
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar100_root(tmp_path_factory) -> Path:
+    return make_tiny_dataset("cifar100", tmp_path_factory.mktemp("tiny_cifar100"))
+
+
+@pytest.fixture(scope="session")
+def tiny_svhn_root(tmp_path_factory) -> Path:
+    return make_tiny_dataset("svhn", tmp_path_factory.mktemp("tiny_svhn"))
+
+
+@pytest.fixture(scope="session")
+def tiny_data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny_all")
+    make_tiny_dataset("mnist", root, 256, 64)
+    for name in ("cifar10", "cifar100", "svhn"):
+        make_tiny_dataset(name, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist_data(tiny_mnist_root):
+    """Tiny MNIST as DeviceData on the CPU: 205 train / 51 val / 64 test."""
+    from pregen.data import load_dataset
+
+    return load_dataset("mnist", tiny_mnist_root)
+
+
+@pytest.fixture(scope="session", name="make_tiny_dataset")
+def _make_tiny_dataset_fixture():
+    """The writer itself, for tests that need other sizes or seeds."""
+    return make_tiny_dataset

@@ -1,0 +1,70 @@
+"""`lcsim train`: prints the config and one line of real metrics per epoch; clear errors."""
+
+import json
+
+import pytest
+
+from analysis.cli import main
+from pregen.spaces import MNIST_SPACE
+
+SMALL = {"c1_filters": 4, "c2_filters": 8, "fc_units": 16, "filter_size": 3, "pool1": 2,
+         "pool2": 2, "learning_rate": 3e-3, "l2_weight": 0.0, "dropout": 0.1}
+
+
+def _epoch_lines(out):
+    rows = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 7 and parts[0].isdigit():
+            rows.append([float(v) for v in parts])
+    return rows
+
+
+def test_train_prints_config_and_one_line_per_epoch(tiny_mnist_root, capsys):
+    rc = main(["train", "--space", "mnist", "--dataset", "mnist", "--data-root",
+               str(tiny_mnist_root), "--config", json.dumps(SMALL), "--epochs", "2",
+               "--batch-size", "32", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert json.dumps(MNIST_SPACE.validate(SMALL), sort_keys=True) in out
+    rows = _epoch_lines(out)
+    assert [r[0] for r in rows] == [1, 2]
+    for _, train_loss, val_loss, val_acc, train_s, eval_s, _eta in rows:
+        assert 0 < train_loss < 10 and 0 < val_loss < 10 and 0 <= val_acc <= 1
+        assert train_s > 0 and eval_s >= 0
+    assert "status complete" in out and "205 train / 51 val" in out
+
+
+def test_config_from_a_file(tiny_mnist_root, tmp_path, capsys):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(SMALL))
+    rc = main(["train", "--space", "mnist", "--data-root", str(tiny_mnist_root),
+               "--config", str(path), "--epochs", "1"])
+    assert rc == 0 and len(_epoch_lines(capsys.readouterr().out)) == 1
+
+
+def test_index_selects_the_sobol_config(capsys):
+    rc = main(["train", "--space", "cifar10", "--index", "5", "--sobol-seed", "3",
+               "--dry-run"])
+    out = capsys.readouterr().out
+    from pregen.spaces import CIFAR10_SPACE
+
+    assert rc == 0 and CIFAR10_SPACE.to_json(CIFAR10_SPACE.config_at(5, 3)) in out
+    assert "params" in out and "FLOPs" in out
+
+
+def test_out_of_range_config_names_the_parameter(capsys):
+    rc = main(["train", "--space", "mnist", "--config",
+               json.dumps({**SMALL, "filter_size": 11}), "--dry-run"])
+    assert rc == 2 and "filter_size" in capsys.readouterr().err
+
+
+def test_missing_dataset_is_a_message_not_a_traceback(tmp_path, capsys):
+    rc = main(["train", "--space", "cifar10", "--data-root", str(tmp_path), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cifar-10-batches-py" in err and "--download" in err
+
+
+def test_bad_config_text_is_reported():
+    with pytest.raises(SystemExit, match="neither a JSON object"):
+        main(["train", "--space", "mnist", "--config", "{not json", "--dry-run"])
