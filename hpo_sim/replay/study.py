@@ -1,0 +1,414 @@
+"""Repeated replays, studies over settings, summaries with bootstrap CIs, and their files.
+
+A *setting* is one ReplayConfig (optimizer, rules, goal, ...). Repeat r of every setting uses
+the same child seed `np.random.SeedSequence(seed).spawn(repeats)[r]`, so a rule and its no-rule
+baseline are paired: same optimizer, same seeds. Repeats run in-process (`jobs=1`), over a local
+process pool (`jobs>1`; each worker opens the table once), or on a Dask cluster
+(`scheduler="tcp://..."`; workers open the table by path, or receive it scattered).
+
+Summary per setting: success rate, time-to-goal median / quartiles / mean over successful runs
+(simulated seconds; a run that never reaches the goal counts as +inf in the quantiles), the
+speed-up median(baseline) / median(setting) against the same optimizer and goal without rules,
+and 95% percentile-bootstrap CIs (paired resampling of repeats, seeded Generator) for the median
+and the speed-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .audit import audit_run, goal_k
+from .fast import eligible, random_search_runs
+from .simulate import Goal, ReplayConfig, RunResult, epoch_costs, replay
+
+__all__ = [
+    "run_settings",
+    "summarize",
+    "traces_frame",
+    "audit_frame",
+    "write_outputs",
+    "format_summary",
+    "with_baselines",
+    "load_preset",
+    "preset_settings",
+    "PRESET_DIR",
+]
+
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
+
+# ----- running ---------------------------------------------------------------------------------
+_TABLE: Any = None  # the table of this worker process (set by _init_worker)
+
+
+def _open_table(ref):
+    if isinstance(ref, str | os.PathLike):
+        from tabular.table import LookupTable
+
+        return LookupTable.open(ref)
+    return ref
+
+
+def _init_worker(ref) -> None:
+    global _TABLE
+    _TABLE = _open_table(ref)
+
+
+def _run_task(cfg: ReplayConfig, seed: np.random.SeedSequence, table=None) -> RunResult:
+    return replay(table if table is not None else _TABLE, cfg, seed)
+
+
+def _dask_task(cfg: ReplayConfig, seed: np.random.SeedSequence, ref) -> RunResult:
+    # on a Dask worker: open the table by path once per worker process, or use the scattered one
+    global _TABLE
+    if not isinstance(ref, str | os.PathLike):
+        return replay(ref, cfg, seed)
+    if _TABLE is None or getattr(_TABLE, "_lcsim_ref", None) != str(ref):
+        _TABLE = _open_table(ref)
+        _TABLE._lcsim_ref = str(ref)
+    return replay(_TABLE, cfg, seed)
+
+
+def run_settings(
+    table_ref,
+    settings: Sequence[ReplayConfig],
+    repeats: int,
+    seed: int,
+    *,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    progress: bool = True,
+    on_result: Callable[[int, int, RunResult], None] | None = None,
+    resume_dir: str | os.PathLike | None = None,
+) -> list[list[RunResult]]:
+    """Run `repeats` replays of every setting; result[s][r] for setting s, repeat r.
+
+    table_ref: a LookupTable, or a path / shipped name (needed for Dask workers that do not
+    share this process's memory). resume_dir: each finished run is saved there (atomically)
+    under a key of its setting, root seed, repeat and table, and runs found there are not run
+    again, so an interrupted study resumes, and a study with more repeats reuses the first ones
+    (repeat r's child seed does not depend on the number of repeats).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    seeds = np.random.SeedSequence(seed).spawn(repeats)
+    opened: list = []
+
+    def _local():  # the table in this process, opened once
+        if not opened:
+            opened.append(_open_table(table_ref))
+        return opened[0]
+
+    # random search with stateless rules on one worker: numpy, in this process (fast.py)
+    fast = set() if scheduler else {s for s, c in enumerate(settings) if eligible(c)}
+    tasks = [(s, r) for s in range(len(settings)) if s not in fast for r in range(repeats)]
+    out: list[list[RunResult | None]] = [[None] * repeats for _ in settings]
+    bar = _bar(len(settings) * repeats, progress)
+    keys = _run_keys(_local(), settings, repeats, seed) if resume_dir is not None else None
+    if keys is not None:
+        rd = Path(resume_dir)
+        rd.mkdir(parents=True, exist_ok=True)
+        for s, r in list(tasks):
+            f = rd / f"{keys[s][r]}.pkl"
+            if f.exists():
+                out[s][r] = pickle.loads(f.read_bytes())
+                bar.update(1)
+        tasks = [(s, r) for s, r in tasks if out[s][r] is None]
+
+    def done(s: int, r: int, res: RunResult) -> None:
+        out[s][r] = res
+        bar.update(1)
+        if keys is not None and s not in fast:
+            _atomic(Path(resume_dir) / f"{keys[s][r]}.pkl",
+                    lambda p: Path(p).write_bytes(pickle.dumps(res)))
+        if on_result is not None:
+            on_result(s, r, res)
+
+    try:
+        for s in sorted(fast):
+            for r, res in enumerate(random_search_runs(_local(), settings[s], seeds)):
+                done(s, r, res)
+        if not tasks:
+            pass  # everything came from the numpy path or the resume directory
+        elif scheduler:
+            from distributed import Client
+
+            with Client(scheduler) as client:
+                ref = table_ref
+                if not isinstance(table_ref, str | os.PathLike):
+                    ref = client.scatter(table_ref, broadcast=True)
+                futs = {client.submit(_dask_task, settings[s], seeds[r], ref, pure=False): (s, r)
+                        for s, r in tasks}
+                from distributed import as_completed as dask_completed
+
+                for f in dask_completed(futs):
+                    done(*futs[f], f.result())
+        elif jobs == 1:
+            for s, r in tasks:
+                done(s, r, _run_task(settings[s], seeds[r], _local()))
+        else:
+            with ProcessPoolExecutor(jobs, initializer=_init_worker,
+                                     initargs=(table_ref,)) as pool:
+                futs = {pool.submit(_run_task, settings[s], seeds[r]): (s, r) for s, r in tasks}
+                for f in as_completed(futs):
+                    done(*futs[f], f.result())
+    finally:
+        bar.close()
+    return out  # type: ignore[return-value]
+
+
+def _run_keys(t, settings, repeats: int, seed: int) -> list[list[str]]:
+    """Per (setting, repeat), a hash of what determines the run: setting, seed, table."""
+    ident = json.dumps([str(getattr(t, "path", "")), getattr(t, "meta", {}), len(t.ids)],
+                       sort_keys=True, default=str)
+    out = []
+    for cfg in settings:
+        c = json.dumps(_cfg_dict(cfg), sort_keys=True, default=str)
+        out.append([hashlib.sha1(f"{ident}|{c}|{seed}|{r}".encode()).hexdigest()[:20]
+                    for r in range(repeats)])
+    return out
+
+
+def _bar(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="replays", unit="run", disable=not enabled, smoothing=0.1)
+
+
+def with_baselines(settings: Sequence[ReplayConfig]) -> list[ReplayConfig]:
+    """Settings plus, where missing, the no-rule baseline of each (optimizer, goal, ...),
+    placed just before the first setting it is the baseline of."""
+    out: list[ReplayConfig] = []
+    for cfg in settings:
+        base = replace(cfg, rules=())
+        if base not in out and base not in settings[settings.index(cfg):]:
+            out.append(base)
+        if cfg not in out:
+            out.append(cfg)
+    return out
+
+
+# ----- summaries -------------------------------------------------------------------------------
+def _setting_label(cfg: ReplayConfig) -> str:
+    return f"{cfg.optimizer} | {cfg.rule_label} | {cfg.goal}"
+
+
+_BIG = 1e300  # stands in for +inf inside percentile interpolation (inf - inf would be NaN)
+
+
+def _pct(x: np.ndarray, q, axis=None) -> np.ndarray:
+    """np.percentile where +inf (a run that never reached the goal) counts as the largest
+    value: any interpolation that touches it is +inf. NaN entries are ignored."""
+    y = np.nanpercentile(np.where(np.isposinf(x), _BIG, x), q, axis=axis)
+    return np.where(y >= _BIG * 1e-40, np.inf, y)
+
+
+def _bootstrap(x: np.ndarray, base: np.ndarray | None, rng: np.random.Generator,
+               n_boot: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
+    med = _pct(x[idx], 50, axis=1)
+    ci = tuple(float(v) for v in _pct(med, [2.5, 97.5]))
+    if base is None:
+        return ci, (np.nan, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sp = _pct(base[idx], 50, axis=1) / med  # inf / inf (neither reached) -> NaN, skipped
+    if np.all(np.isnan(sp)):
+        return ci, (np.nan, np.nan)
+    return ci, tuple(float(v) for v in _pct(sp, [2.5, 97.5]))
+
+
+def summarize(settings: Sequence[ReplayConfig], results: Sequence[Sequence[RunResult]], *,
+              seed: int = 0, n_boot: int = 2000) -> pd.DataFrame:
+    """One row per setting (module docstring); times in simulated seconds."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))  # bootstrap's own stream
+    ttg = [np.array([r.time_to_goal for r in rs], dtype=np.float64) for rs in results]
+    rows = []
+    for s, cfg in enumerate(settings):
+        x = ttg[s]
+        b = next((i for i, c in enumerate(settings) if c == replace(cfg, rules=())), None)
+        base = ttg[b] if b is not None and len(ttg[b]) == len(x) else None
+        ok = np.isfinite(x)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            speedup = _pct(base, 50) / _pct(x, 50) if base is not None else np.nan
+        ci, sp_ci = _bootstrap(x, base, rng, n_boot)
+        rows.append({
+            "optimizer": cfg.optimizer, "rules": cfg.rule_label, "goal": str(cfg.goal),
+            "goal_accuracy": results[s][0].goal_accuracy, "repeats": len(x),
+            "success_rate": float(ok.mean()),
+            "median_s": float(_pct(x, 50)), "median_ci_low": ci[0], "median_ci_high": ci[1],
+            "q25_s": float(_pct(x, 25)), "q75_s": float(_pct(x, 75)),
+            "mean_s": float(x[ok].mean()) if ok.any() else np.inf,
+            "speedup": float(speedup), "speedup_ci_low": sp_ci[0], "speedup_ci_high": sp_ci[1],
+            "configs_per_run": float(np.mean([len(r.trace["row"]) for r in results[s]])),
+        })
+    return pd.DataFrame(rows)
+
+
+def traces_frame(cfg: ReplayConfig, results: Sequence[RunResult]) -> pd.DataFrame:
+    """All repeats of one setting as one frame: repeat + simulate.TRACE_COLUMNS."""
+    frames = []
+    for r, res in enumerate(results):
+        df = pd.DataFrame(res.trace)
+        df.insert(0, "repeat", np.int64(r))
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    for c in ("stopped", "diverged", "complete"):
+        df[c] = df[c].astype(bool)
+    return df
+
+
+def audit_frame(table, settings: Sequence[ReplayConfig],
+                results: Sequence[Sequence[RunResult]], top_k: int | None = None
+                ) -> pd.DataFrame:
+    """Per setting with rules: stopped configs per run, top-k ones among them, time saved."""
+    rows = []
+    for cfg, rs in zip(settings, results, strict=True):
+        if not cfg.rules:
+            continue
+        costs = epoch_costs(table, cfg.time, cfg.charge_eval)
+        k = top_k or goal_k(table, rs[0].goal_accuracy)
+        a = [audit_run(r.trace, table, costs, k) for r in rs]
+        spent = np.array([x["charged_seconds"] for x in a])
+        saved = np.array([x["saved_seconds"] for x in a])
+        rows.append({
+            "optimizer": cfg.optimizer, "rules": cfg.rule_label, "goal": str(cfg.goal),
+            "top_k": k,
+            "stopped_per_run": float(np.mean([x["stopped"] for x in a])),
+            "stopped_top_k_total": int(sum(x["stopped_top_k"] for x in a)),
+            "runs_with_top_k_stopped": int(sum(x["stopped_top_k"] > 0 for x in a)),
+            "saved_s_per_run": float(saved.mean()),
+            # share of the compute the runs would have spent without these stops
+            "saved_fraction": float(saved.sum() / (spent.sum() + saved.sum()))
+            if saved.sum() > 0 else 0.0,
+        })
+    return pd.DataFrame(rows)
+
+
+def format_summary(summary: pd.DataFrame, audit: pd.DataFrame | None = None) -> str:
+    """A readable table: times in the unit that fits (s / min / h)."""
+    scale, unit = _time_unit(summary["median_s"].replace(np.inf, np.nan).max())
+    view = pd.DataFrame({
+        "optimizer": summary["optimizer"], "rules": summary["rules"],
+        "goal (acc)": [f"{g} ({a:.4g})" for g, a in summary[["goal", "goal_accuracy"]].values],
+        "success": (summary["success_rate"] * 100).map("{:.0f}%".format),
+        f"median [{unit}] (95% CI)": [
+            f"{_num(m / scale)} ({_num(lo / scale)}-{_num(hi / scale)})"
+            for m, lo, hi in summary[["median_s", "median_ci_low", "median_ci_high"]].values],
+        f"IQR [{unit}]": [f"{_num(a / scale)}-{_num(b / scale)}"
+                          for a, b in summary[["q25_s", "q75_s"]].values],
+        "speed-up (95% CI)": [
+            "-" if not np.isfinite(s) else f"{s:.2f}x ({lo:.2f}-{hi:.2f})"
+            for s, lo, hi in summary[["speedup", "speedup_ci_low", "speedup_ci_high"]].values],
+    })
+    text = view.to_string(index=False)
+    if audit is not None and len(audit):
+        a = pd.DataFrame({
+            "optimizer": audit["optimizer"], "rules": audit["rules"], "goal": audit["goal"],
+            "stopped/run": audit["stopped_per_run"].map("{:.1f}".format),
+            "top-k stops, all runs (k)": [f"{t} ({k})" for t, k in audit[["stopped_top_k_total",
+                                                                   "top_k"]].values],
+            "time saved": (audit["saved_fraction"] * 100).map("{:.0f}%".format),
+        })
+        text += "\n\nAudit (over all repeats):\n" + a.to_string(index=False)
+    return text
+
+
+def _num(v: float) -> str:
+    """3 significant digits without exponents for readable times."""
+    return f"{v:.0f}" if np.isfinite(v) and abs(v) >= 100 else f"{v:.3g}"
+
+
+def _time_unit(t: float) -> tuple[float, str]:
+    if not np.isfinite(t) or t < 600:
+        return 1.0, "s"
+    return (60.0, "min") if t < 36000 else (3600.0, "h")
+
+
+def write_outputs(out: str | os.PathLike, settings: Sequence[ReplayConfig],
+                  results: Sequence[Sequence[RunResult]], summary: pd.DataFrame,
+                  audit: pd.DataFrame | None, provenance: dict[str, Any]) -> Path:
+    """DIR/traces/<nn>.parquet (one per setting, with its settings in the file metadata),
+    DIR/summary.csv, DIR/summary.json (summary + audit + settings + provenance), DIR/audit.csv."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    d = Path(out)
+    (d / "traces").mkdir(parents=True, exist_ok=True)
+    cfg_dicts = [_cfg_dict(c) for c in settings]
+    for i, (cfg, rs) in enumerate(zip(settings, results, strict=True)):
+        t = pa.Table.from_pandas(traces_frame(cfg, rs), preserve_index=False)
+        meta = {b"lcsim_replay": json.dumps({"setting": cfg_dicts[i], **provenance}).encode()}
+        _atomic(d / "traces" / f"{i:03d}.parquet",
+                lambda p, t=t, meta=meta: pq.write_table(t.replace_schema_metadata(meta), p))
+    _atomic(d / "summary.csv", lambda p: summary.to_csv(p, index=False))
+    if audit is not None:
+        _atomic(d / "audit.csv", lambda p: audit.to_csv(p, index=False))
+    doc = {"provenance": provenance, "settings": cfg_dicts,
+           "summary": json.loads(summary.to_json(orient="records")),
+           "audit": None if audit is None else json.loads(audit.to_json(orient="records"))}
+    _atomic(d / "summary.json", lambda p: Path(p).write_text(json.dumps(doc, indent=1)))
+    return d
+
+
+def _atomic(path: Path, write: Callable[[str], None]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(str(tmp))
+    os.replace(tmp, path)
+
+
+def _cfg_dict(cfg: ReplayConfig) -> dict[str, Any]:
+    d = asdict(cfg)
+    d["goal"] = str(cfg.goal)
+    d["rules"] = list(cfg.rules)
+    return d
+
+
+# ----- presets ---------------------------------------------------------------------------------
+def load_preset(name_or_path: str) -> dict[str, Any]:
+    """A preset by name (hpo_sim/replay/presets/NAME.json) or a path to a JSON file."""
+    p = Path(name_or_path)
+    if not p.suffix == ".json" or not p.exists():
+        p = PRESET_DIR / f"{name_or_path}.json"
+    if not p.exists():
+        names = sorted(x.stem for x in PRESET_DIR.glob("*.json"))
+        raise FileNotFoundError(f"no preset {name_or_path!r}: not a JSON file, and not one of "
+                                f"{names}")
+    try:
+        doc = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"preset {p}: invalid JSON ({e})") from None
+    for key in ("optimizers", "rules", "goals"):
+        if key not in doc:
+            raise ValueError(f"preset {p}: missing key {key!r}")
+    doc["_path"] = str(p)
+    return doc
+
+
+def preset_settings(doc: dict[str, Any], **overrides: Any) -> list[ReplayConfig]:
+    """Every (optimizer, rule set, goal) of a preset as a ReplayConfig; `overrides` are
+    ReplayConfig fields (workers, time, ...) that replace the preset's `options`."""
+    opts = {**doc.get("options", {}), **{k: v for k, v in overrides.items() if v is not None}}
+    goals = [g if isinstance(g, Goal) else Goal.parse(str(g)) for g in doc["goals"]]
+    out = []
+    for opt in doc["optimizers"]:
+        for goal in goals:
+            for rules in doc["rules"]:
+                rules = [rules] if isinstance(rules, str) else list(rules)
+                try:
+                    out.append(ReplayConfig(optimizer=opt, rules=tuple(rules), goal=goal,
+                                            **opts))
+                except TypeError as e:
+                    raise ValueError(f"preset {doc.get('_path', doc.get('name'))}: {e}") from None
+    return with_baselines(out)

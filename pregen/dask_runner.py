@@ -1,0 +1,74 @@
+"""`lcsim pregen run --dask-scheduler ADDR`: the same configs as dask.distributed tasks.
+
+One task per config, submitted heaviest-first (task priority follows the runner's order).
+Each Dask worker process keeps one `pregen.workers.Worker` per run (dataset loaded once,
+on the run's first device as that worker sees it: start one Dask worker process per GPU with
+CUDA_VISIBLE_DEVICES set) and writes each finished config into the shared table directory
+through the tabular writer (so --out must be on a filesystem every worker sees); only a
+small `Outcome` travels back. An out-of-memory task is resubmitted with attempt + 1 up to
+max_oom_retries times, then recorded as failed by the runner.
+
+One config at a time per Dask worker process: tasks that run as threads of one process are
+serialised by a lock, because the trainer seeds dropout through torch's process-global RNG
+(`models.fork_seeded`), so two configs training in threads of one process would draw from
+each other's stream and their curves would depend on scheduling (measured: a 2-thread
+worker changed accuracies). Hence solo_seconds = train_seconds per process; start one Dask
+worker process per device (`dask worker ADDR --nworkers 1 --nthreads 1` with
+CUDA_VISIBLE_DEVICES) so that no other config shares the device while one is timed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from pregen.workers import Job, Outcome, Worker
+
+__all__ = ["run_dask", "dask_task"]
+
+_LOCK = threading.Lock()  # one config at a time per process (see the module docstring)
+_WORKERS: dict[Any, Worker] = {}  # per Dask worker process: (run config, device) -> Worker
+
+
+def dask_task(cfg, meta: dict[str, Any], job: Job) -> Outcome:
+    """Train one config on a Dask worker (runs in the worker process, maybe in a thread)."""
+    device = cfg.devices[0]
+    key = (cfg, device)
+    with _LOCK:
+        worker = _WORKERS.get(key)
+        if worker is None:
+            worker = _WORKERS[key] = Worker(cfg, meta, device)
+        return worker.run(job)
+
+
+def run_dask(cfg, meta: dict[str, Any], disp, settle: Callable[[str, Job, Outcome], None]
+             ) -> None:
+    """Submit every job of `disp` (a runner.Dispatcher over the one pseudo-device 'dask')."""
+    from distributed import Client, as_completed
+
+    client = Client(cfg.dask_scheduler)
+    try:
+        n = len(disp.queue)
+        disp.limit["dask"] = n + 1  # Dask does the per-worker concurrency itself
+        futures = as_completed()
+        job_of: dict[str, Job] = {}
+        order = 0
+
+        def submit() -> None:
+            nonlocal order
+            while (job := disp.next_for("dask")) is not None:
+                fut = client.submit(dask_task, cfg, meta, job, pure=False,
+                                    key=f"lcsim-pregen-{job.config_id}-{job.attempt}",
+                                    priority=n - order)
+                job_of[fut.key] = job
+                futures.add(fut)
+                order += 1
+
+        submit()
+        for fut in futures:
+            job = job_of.pop(fut.key)
+            settle("dask", job, fut.result())
+            submit()  # a retried job is back in the queue
+    finally:
+        client.close()

@@ -1,0 +1,600 @@
+"""Table generation: train Sobol configs 0..n-1 for T epochs and write each through tabular.
+
+`run(RunConfig(...))` (CLI: `lcsim pregen run`) plans the configs that the table directory
+does not hold yet (`tabular.writer.held_ids`: re-running the same command resumes; a killed
+run loses at most the configs in flight), trains each with `pregen.trainer` (batch 128,
+Adam, the config's learning rate and L2 weight), and commits each finished config as one
+atomic shard with `tabular.writer.TableWriter`. With several workers the configs go
+heaviest-first with light ones interleaved, by forward FLOPs (`order_jobs`); with one worker
+in all they go by id, so a run stopped early leaves a clean Sobol prefix 0..k-1.
+
+Scheduling never changes what is trained: a config's training seed is derived from
+(seed, config_id) alone (`config_seed`), the data split from `split_seed`, so a config gives
+the same curve whichever worker, device order or resume trains it (up to the device's own
+floating-point non-determinism on CUDA).
+
+Where it runs (`pregen.workers` holds the per-device gate and fault injection):
+- one worker in total (the CPU default): in this process, no spawn;
+- otherwise K worker processes per device in `--devices` (torch.multiprocessing spawn), the
+  main process handing out configs longest-first as slots free up;
+- `--dask-scheduler ADDR`: one task per config on a dask.distributed cluster
+  (`pregen.dask_runner`; one config at a time per Dask worker process).
+
+Time columns (the metadata's `time_measurement` says which applies):
+- `train_seconds`: each epoch's training pass as measured by the trainer, device possibly
+  shared; `concurrency`: configs that trained on the device during the epoch
+  (`workers.EpochConcurrency`);
+- `solo_seconds`: with one config per device, = train_seconds (it ran alone); with K > 1,
+  the config is re-trained from its seed for `solo_epochs` epoch(s) after its run while the
+  device's other workers pause at their epoch boundaries, and every epoch is given the mean
+  of those measured solo epochs (an epoch's work does not change from epoch to epoch).
+
+Default epochs: 20 for MNIST, 50 for CIFAR-10 (`DEFAULT_EPOCHS`, the project's brief).
+Choi et al.'s text gives no number for T; it says MNIST's top curves converge "within one or
+two epochs" and most curves "before reaching the half of the preset total training epoch",
+so T = 20 leaves MNIST curves room to flatten, and CIFAR-10's batch-norm curves, which "begin
+to climb after around tenth epoch", need the longer 50.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pregen.workers import Job, Outcome
+
+__all__ = [
+    "DEFAULT_EPOCHS",
+    "RunConfig",
+    "Job",
+    "Outcome",
+    "RunSummary",
+    "config_seed",
+    "order_jobs",
+    "plan",
+    "run",
+    "table_status",
+    "TableStatus",
+]
+
+log = logging.getLogger("lcsim.pregen")
+
+DEFAULT_EPOCHS = {"mnist": 20, "cifar10": 50, "cifar100": 50, "svhn": 20}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One table-generation run. The CLI flags of `lcsim pregen run` map onto these fields."""
+
+    out: str  # table directory (created; resumed if it exists)
+    space: str = "mnist"  # search space (Table I)
+    dataset: str = "mnist"
+    data_root: str | None = None  # None: $LCSIM_DATA_ROOT, else the shipped MNIST subset
+    n_configs: int = 20_000  # Sobol ids 0..n-1 (Choi et al. trained 20,000 per dataset)
+    epochs: int | None = None  # None: DEFAULT_EPOCHS[dataset]
+    index_range: tuple[int, int] | None = None  # train only ids a..b-1 of 0..n-1 (split by hand)
+    devices: tuple[str, ...] = ("cpu",)  # one worker group per device
+    workers_per_device: int = 1  # configs trained at once per device
+    sobol_seed: int = 0  # seed of the scrambled Sobol sequence (which configs)
+    seed: int = 0  # training seeds: config_seed(seed, config_id)
+    split_seed: int = 0  # train/validation split of the training data
+    val_size: int | None = None  # None: pregen.data.default_val_size
+    max_train: int | None = None  # keep only the first N training examples (tests, CPU)
+    batch_size: int = 128  # Choi et al.
+    solo_epochs: int = 1  # epochs timed alone per config when a device is shared
+    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    channels_last: bool = True  # channels_last on CUDA (ignored on CPU)
+    max_oom_retries: int = 2  # retries of a config after CUDA OOM, each at lower concurrency
+    dask_scheduler: str | None = None  # dask.distributed scheduler address
+    progress: bool = True  # tqdm bar and a log line per finished config
+    notes: str | None = None  # free text stored in the metadata (what this table is)
+
+    def __post_init__(self):
+        from pregen.spaces import get_space
+
+        get_space(self.space)  # raises naming the space
+        if self.n_configs < 1:
+            raise ValueError(f"n_configs must be >= 1, got {self.n_configs}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.epochs is None and self.dataset not in DEFAULT_EPOCHS:
+            raise ValueError(f"no default epochs for dataset {self.dataset!r}; pass epochs")
+        if self.index_range is not None:
+            a, b = self.index_range
+            if not 0 <= a < b <= self.n_configs:
+                raise ValueError(f"index_range {a}:{b} must satisfy 0 <= a < b <= n_configs "
+                                 f"({self.n_configs})")
+        if not self.devices:
+            raise ValueError("devices must name at least one device (cpu, cuda:0, ...)")
+        if len(set(self.devices)) != len(self.devices):
+            raise ValueError(f"devices {list(self.devices)} name a device twice; use "
+                             "workers_per_device for several configs per device")
+        for d in self.devices:
+            if not (d == "cpu" or d == "cuda" or d.startswith("cuda:")):
+                raise ValueError(f"device {d!r} is not cpu, cuda or cuda:N")
+        if self.workers_per_device < 1:
+            raise ValueError(f"workers_per_device must be >= 1, got {self.workers_per_device}")
+        if self.max_train is not None and self.max_train < 1:
+            raise ValueError(f"max_train must be >= 1, got {self.max_train}")
+        if self.solo_epochs < 1:
+            raise ValueError(f"solo_epochs must be >= 1, got {self.solo_epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_oom_retries < 0:
+            raise ValueError(f"max_oom_retries must be >= 0, got {self.max_oom_retries}")
+
+    @property
+    def T(self) -> int:
+        return self.epochs if self.epochs is not None else DEFAULT_EPOCHS[self.dataset]
+
+    @property
+    def ids(self) -> range:
+        a, b = self.index_range or (0, self.n_configs)
+        return range(a, b)
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether configs share a device (then solo times are measured separately)."""
+        return self.workers_per_device > 1 and self.dask_scheduler is None
+
+
+@dataclass
+class RunSummary:
+    planned: int = 0  # configs this run set out to train (held ones excluded)
+    held_before: int = 0  # configs of the id range already in the directory
+    counts: collections.Counter = field(default_factory=collections.Counter)  # by status
+    seconds: float = 0.0
+    oom_retries: int = 0
+
+
+def config_seed(seed: int, config_id: int) -> int:
+    """Training seed of a config: a SeedSequence child keyed by (seed, config_id), so it does
+    not depend on which worker trains the config or in which order."""
+    if seed < 0 or config_id < 0:
+        raise ValueError(f"seed and config_id must be >= 0, got {seed}, {config_id}")
+    ss = np.random.SeedSequence(seed, spawn_key=(config_id,))
+    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))  # < 2**63
+
+
+def order_jobs(jobs: Sequence[Job]) -> list[Job]:
+    """Heaviest first, light ones interleaved: h1, l1, h2, l2, ...
+
+    The heaviest configs start first (longest-processing-time-first, so no long config is
+    left to run alone at the end); pairing each heavy one with a light one mixes the
+    concurrent configs of a device. Ties break by config id, so the order is deterministic.
+    """
+    by_cost = sorted(jobs, key=lambda j: (-j.cost, j.config_id))
+    out, lo, hi = [], 0, len(by_cost) - 1
+    while lo <= hi:
+        out.append(by_cost[lo])
+        if lo != hi:
+            out.append(by_cost[hi])
+        lo, hi = lo + 1, hi - 1
+    return out
+
+
+def _flops(space, config: dict[str, Any], in_shape: tuple[int, ...], num_classes: int) -> int:
+    import torch
+
+    from pregen.models import build_model, forward_flops
+
+    full = space.full(config)
+    try:  # the meta device builds without allocating or initialising weights
+        with torch.device("meta"):
+            model = build_model(space.name, full, in_shape=in_shape, num_classes=num_classes)
+        return int(forward_flops(model, in_shape))
+    except (NotImplementedError, RuntimeError, TypeError):
+        model = build_model(space.name, full, in_shape=in_shape, num_classes=num_classes)
+        return int(forward_flops(model, in_shape))
+
+
+def plan(cfg: RunConfig, held: Iterable[int], *, in_shape: tuple[int, ...],
+         num_classes: int) -> list[Job]:
+    """Jobs for the ids of cfg not yet held: by id with one worker in all, else `order_jobs`."""
+    from pregen.spaces import get_space
+
+    space = get_space(cfg.space)
+    held = set(held)
+    a, b = cfg.ids.start, cfg.ids.stop
+    configs = space.configs(a, b, cfg.sobol_seed)
+    jobs = [Job(i, c, config_seed(cfg.seed, i), _flops(space, c, in_shape, num_classes))
+            for i, c in zip(range(a, b), configs, strict=True) if i not in held]
+    if _one_worker(cfg):
+        # One worker: nothing to pack, so go by id; a run stopped early leaves a Sobol prefix.
+        return jobs
+    return order_jobs(jobs)
+
+
+# --- metadata and resume checks ---------------------------------------------------------------
+
+# Run settings that change what is trained: a resumed run must use the same ones.
+_RESUME_KEYS = ("seed", "batch_size", "max_train", "val_size", "optimizer")
+
+
+def time_measurement(cfg: RunConfig) -> str:
+    """The sentence stored in the table metadata on how the time columns were measured."""
+    base = ("train_seconds: wall seconds of each epoch's training pass, measured by "
+            "pregen.trainer with a device synchronisation before each clock read; "
+            "eval_seconds: the validation pass, measured the same way; concurrency: configs "
+            "training on the device during the epoch (this one included). ")
+    if cfg.dask_scheduler is not None:
+        return base + ("Dask run: each Dask worker process trained one config at a time, so "
+                       "solo_seconds = train_seconds; this is the config alone on its device "
+                       "only if one Dask worker process ran per device (the documented "
+                       "setup: dask worker --nworkers 1 --nthreads 1 per GPU).")
+    if not cfg.concurrent:
+        return base + (f"One config at a time per device ({len(cfg.devices)} device(s), "
+                       "one worker each), so solo_seconds = train_seconds: each config ran "
+                       "alone on its device (other processes on the host were not "
+                       "controlled).")
+    return base + (f"Up to {cfg.workers_per_device} configs shared a device. solo_seconds: "
+                   "if a config trained alone in every epoch, its train_seconds; otherwise "
+                   f"the config was trained again from its seed for {cfg.solo_epochs} "
+                   "epoch(s) after its run while the device's other workers paused at their "
+                   "epoch boundaries (pregen.workers.DeviceGate), and every epoch gets the "
+                   "mean of those solo epochs' measured seconds.")
+
+
+def build_run_meta(cfg: RunConfig, data, device_desc: str) -> dict[str, Any]:
+    from tabular.schema import build_meta
+
+    return build_meta(
+        dataset=cfg.dataset, space=cfg.space, epochs=cfg.T, sobol_seed=cfg.sobol_seed,
+        split_seed=cfg.split_seed, device=device_desc, time_measurement=time_measurement(cfg),
+        num_classes=data.num_classes, generator="lcsim pregen run", seed=cfg.seed,
+        n_configs=cfg.n_configs, index_range=[cfg.ids.start, cfg.ids.stop], optimizer="adam",
+        batch_size=cfg.batch_size,
+        max_train=cfg.max_train, val_size=cfg.val_size,
+        n_train=int(data.train_y.shape[0]), n_val=int(data.val_y.shape[0]),
+        data_source=cfg.data_root or os.environ.get("LCSIM_DATA_ROOT")
+        or "pregen/assets/mnist-10k (shipped 10,000-digit MNIST subset)",
+        devices=list(cfg.devices), workers_per_device=cfg.workers_per_device,
+        solo_epochs=cfg.solo_epochs, bf16=cfg.bf16 and any(d != "cpu" for d in cfg.devices),
+        channels_last=cfg.channels_last and any(d != "cpu" for d in cfg.devices),
+        dask=cfg.dask_scheduler is not None,
+        training_seed_rule="np.random.SeedSequence(seed, spawn_key=(config_id,))",
+        order="by id (one worker)" if _one_worker(cfg) else "heavy/light (order_jobs)",
+        notes=cfg.notes)
+
+
+def _one_worker(cfg: RunConfig) -> bool:
+    return cfg.workers_per_device * len(cfg.devices) == 1 and cfg.dask_scheduler is None
+
+
+def check_resume(out: str | os.PathLike, meta: dict[str, Any]) -> None:
+    """Raise ValueError if DIR/meta.json was written with different training settings."""
+    from tabular.schema import META_FILE
+
+    path = Path(out) / META_FILE
+    if not path.exists():
+        return
+    import json
+
+    old = json.loads(path.read_text())
+    diff = [f"{k}: {old[k]!r} in the table, {meta.get(k)!r} now" for k in _RESUME_KEYS
+            if k in old and old[k] != meta.get(k)]
+    if diff:
+        raise ValueError(f"{path}: cannot resume this table with different settings "
+                         f"({'; '.join(diff)}); use a new --out directory")
+
+
+# --- scheduling -------------------------------------------------------------------------------
+
+
+class Dispatcher:
+    """Which job goes to which device next, and what happens after an out-of-memory.
+
+    Jobs leave the queue in order whenever a device has fewer jobs in flight than its
+    limit (initially workers_per_device). A job that ran out of memory lowers its device's
+    limit by one (not below 1) and goes back to the front of the queue with attempt + 1;
+    after max_retries retries it is given up (the runner records it as failed).
+    """
+
+    def __init__(self, jobs: Sequence[Job], devices: Sequence[str], limit: int,
+                 max_retries: int):
+        self.queue = collections.deque(jobs)
+        self.limit = {d: limit for d in devices}
+        self.inflight = {d: 0 for d in devices}
+        self.max_retries = max_retries
+
+    def next_for(self, device: str) -> Job | None:
+        if not self.queue or self.inflight[device] >= self.limit[device]:
+            return None
+        self.inflight[device] += 1
+        return self.queue.popleft()
+
+    def finished(self, device: str, job: Job, outcome: Outcome) -> str:
+        """'done', 'retry' (requeued) or 'give_up' (out of memory too often)."""
+        self.inflight[device] -= 1
+        if outcome.status != "oom":
+            return "done"
+        self.limit[device] = max(1, self.limit[device] - 1)
+        if job.attempt >= self.max_retries:
+            return "give_up"
+        self.queue.appendleft(replace(job, attempt=job.attempt + 1))
+        return "retry"
+
+    @property
+    def idle(self) -> bool:
+        return not self.queue and not any(self.inflight.values())
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+_POOL_WORKER: Any = None  # the Worker of a pool process (set by _pool_init)
+
+
+def _pool_init(cfg: RunConfig, meta: dict[str, Any], device: str, gate, parent_pid: int,
+               threads: int) -> None:
+    global _POOL_WORKER
+    import torch
+
+    torch.set_num_threads(threads)
+    from pregen.workers import Worker
+
+    _POOL_WORKER = Worker(cfg, meta, device, gate, parent_pid=parent_pid)
+
+
+def _pool_run(job: Job) -> Outcome:
+    return _POOL_WORKER.run(job)
+
+
+def _cpu_threads(cfg: RunConfig) -> int:
+    """Torch threads per CPU worker: the cores shared out, unless OMP_NUM_THREADS says."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    n_cpu_workers = cfg.workers_per_device * sum(d == "cpu" for d in cfg.devices)
+    return max(1, (os.cpu_count() or 1) // max(1, n_cpu_workers))
+
+
+class _Progress:
+    """tqdm bar (configs done, configs/hour, ETA) and one log line per finished config."""
+
+    def __init__(self, total: int, enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.t0 = time.perf_counter()
+        self.enabled = enabled
+        self.bar = tqdm(total=total, unit="cfg", desc="pregen", disable=not enabled,
+                        file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+    def done(self, o: Outcome) -> None:
+        self.bar.update(1)
+        rate = self.bar.n / max(time.perf_counter() - self.t0, 1e-9) * 3600
+        self.bar.set_postfix_str(f"{rate:.1f} cfg/h")
+        acc = "n/a" if o.final_accuracy is None else f"{o.final_accuracy:.4f}"
+        msg = (f"config {o.config_id}: {o.status}, {o.epochs} epochs, final val acc {acc}, "
+               f"{o.seconds:.1f}s on {o.device}" + (f" ({o.error})" if o.error else ""))
+        log.info(msg)
+        if self.enabled:
+            self.bar.write(msg, file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _record_failed(writer, space, job: Job, error: str, in_shape, num_classes) -> None:
+    import torch
+
+    from pregen.models import build_model, count_params
+    from tabular.writer import ConfigResult
+
+    with torch.device("meta"):
+        n_params = count_params(build_model(space.name, space.full(job.config),
+                                            in_shape=in_shape, num_classes=num_classes))
+    writer.write(ConfigResult(config_id=job.config_id, config=job.config, status="failed",
+                              n_params=n_params, flops=int(job.cost), error=error))
+
+
+def run(cfg: RunConfig) -> RunSummary:
+    """Generate (or resume) the table cfg.out; see the module docstring."""
+    from pregen.spaces import get_space
+    from pregen.workers import Worker, device_name, load_run_data
+    from tabular.writer import TableWriter, held_ids
+
+    t0 = time.perf_counter()
+    space = get_space(cfg.space)
+    probe = load_run_data(cfg, "cpu")  # shapes and split sizes for planning and metadata
+    if cfg.dask_scheduler is not None:
+        desc = f"{cfg.devices[0]} on dask.distributed workers (scheduler {cfg.dask_scheduler})"
+    else:
+        desc = "; ".join(device_name(d) for d in cfg.devices)
+    meta = build_run_meta(cfg, probe, desc)
+    check_resume(cfg.out, meta)
+    writer = TableWriter(cfg.out, meta)  # creates DIR and meta.json, or checks it matches
+    held = held_ids(cfg.out)
+    summary = RunSummary(held_before=len(held & set(cfg.ids)))
+    jobs = plan(cfg, held, in_shape=probe.in_shape, num_classes=probe.num_classes)
+    summary.planned = len(jobs)
+    log.info("pregen: %d configs to train (%d of ids %d..%d already held) in %s",
+             len(jobs), summary.held_before, cfg.ids.start, cfg.ids.stop - 1, cfg.out)
+    if not jobs:
+        return summary
+    disp = Dispatcher(jobs, ["dask"] if cfg.dask_scheduler else list(cfg.devices),
+                      cfg.workers_per_device, cfg.max_oom_retries)
+    progress = _Progress(len(jobs), cfg.progress)
+
+    def settle(device: str, job: Job, o: Outcome) -> None:
+        action = disp.finished(device, job, o)
+        if action == "retry":
+            summary.oom_retries += 1
+            log.warning("config %d: out of memory on %s; retrying at concurrency %d",
+                        job.config_id, device, disp.limit[device])
+            return
+        if action == "give_up":
+            _record_failed(writer, space, job, o.error or "out of memory", probe.in_shape,
+                           probe.num_classes)
+            o = replace(o, status="failed")
+        summary.counts[o.status] += 1
+        progress.done(o)
+
+    try:
+        if cfg.dask_scheduler is not None:
+            from pregen.dask_runner import run_dask
+
+            run_dask(cfg, meta, disp, settle)
+        elif _one_worker(cfg):
+            dev = cfg.devices[0]
+            worker = Worker(cfg, meta, dev)  # one worker in all: train in this process
+            while (job := disp.next_for(dev)) is not None:
+                settle(dev, job, worker.run(job))
+        else:
+            _run_pool(cfg, meta, disp, settle)
+    finally:
+        progress.close()
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _run_pool(cfg: RunConfig, meta: dict[str, Any], disp: Dispatcher,
+              settle: Callable[[str, Job, Outcome], None]) -> None:
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    import torch.multiprocessing as tmp
+
+    from pregen.workers import DeviceGate
+
+    ctx = tmp.get_context("spawn")  # CUDA cannot be used in forked children
+    pools = {}
+    try:
+        for d in cfg.devices:
+            gate = DeviceGate(ctx) if cfg.workers_per_device > 1 else None
+            threads = _cpu_threads(cfg) if d == "cpu" else 1
+            pools[d] = ProcessPoolExecutor(
+                cfg.workers_per_device, mp_context=ctx, initializer=_pool_init,
+                initargs=(cfg, meta, d, gate, os.getpid(), threads))
+        inflight: dict = {}
+
+        def fill() -> None:
+            for d in cfg.devices:
+                while (job := disp.next_for(d)) is not None:
+                    inflight[pools[d].submit(_pool_run, job)] = (d, job)
+
+        fill()
+        while inflight:
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for fut in done:
+                d, job = inflight.pop(fut)
+                settle(d, job, fut.result())
+            fill()
+    finally:
+        for p in pools.values():
+            p.shutdown(wait=True, cancel_futures=True)
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    directory: str
+    n_configs: int | None  # the run's target (ids 0..n-1), from --n-configs or the metadata
+    complete: int
+    diverged: int
+    failed: int
+    held: int  # configs in the directory
+    remaining: int | None  # of ids 0..n-1 not held yet
+    configs_per_hour: float | None  # measured throughput of the latest session
+    eta_seconds: float | None
+    rate_source: str  # how configs_per_hour was measured
+
+    def lines(self) -> list[str]:
+        def hms(s: float) -> str:
+            s = int(round(s))
+            return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s"
+
+        out = [f"table       {self.directory}",
+               f"complete    {self.complete}", f"diverged    {self.diverged}",
+               f"failed      {self.failed}",
+               f"remaining   {'?' if self.remaining is None else self.remaining}"
+               + (f" of {self.n_configs}" if self.n_configs is not None else "")]
+        if self.configs_per_hour:
+            out.append(f"throughput  {self.configs_per_hour:.1f} configs/hour "
+                       f"({self.rate_source})")
+        if self.eta_seconds is not None:
+            out.append(f"eta         {hms(self.eta_seconds)}")
+        return out
+
+
+def _recorded_seconds(ds, curve_files: list):
+    """Recorded seconds per config (sum over epochs of train + eval, / concurrency), a pandas
+    Series by config_id, or None without curves."""
+    files = [str(f) for f in curve_files if f is not None]
+    if not files:
+        return None
+    df = ds.dataset(files, format="parquet").to_table(
+        columns=["config_id", "train_seconds", "eval_seconds", "concurrency"]).to_pandas()
+    if df.empty:
+        return None
+    sec = (df.train_seconds + df.eval_seconds) / df.concurrency.clip(lower=1)
+    return sec.groupby(df.config_id).sum()
+
+
+_SESSION_GAP = 600.0  # s between shard commits that start a new session (a stop and resume)
+
+
+def table_status(directory: str | os.PathLike, n_configs: int | None = None) -> TableStatus:
+    """Counts by status, remaining ids of 0..n-1 and an ETA from measured throughput.
+
+    Throughput: configs committed per hour in the latest session (shard mtimes; a gap of
+    more than 10 minutes starts a new session; the session starts at its first commit minus
+    that config's recorded seconds); with fewer than 2 shards in it (or a merged table), the
+    mean recorded seconds per config (train + eval, divided by the concurrency).
+    """
+    import json
+
+    import pyarrow.dataset as ds
+
+    from tabular.schema import META_FILE, TableError, list_shards
+
+    d = Path(directory)
+    if not (d / META_FILE).exists():
+        raise TableError(f"{d}: not a table directory (no {META_FILE}); start it with "
+                         "`lcsim pregen run --out DIR`")
+    meta = json.loads((d / META_FILE).read_text())
+    if n_configs is None:
+        n_configs = meta.get("n_configs")
+    shards = list_shards(d)
+    conf_files = [str(c) for c, _ in shards.pairs]
+    if conf_files:
+        t = ds.dataset(conf_files, format="parquet").to_table(columns=["config_id", "status"])
+        ids = np.asarray(t.column("config_id").to_numpy())
+        status = np.asarray(t.column("status").to_pylist(), dtype=object)
+    else:
+        ids, status = np.zeros(0, np.int64), np.zeros(0, object)
+    counts = collections.Counter(status.tolist())
+    held = len(set(ids.tolist()))
+    remaining = None
+    if n_configs is not None:
+        remaining = int(n_configs) - len({i for i in ids.tolist() if 0 <= i < int(n_configs)})
+    rate, source = None, "no finished configs yet"
+    timed = sorted((os.stat(c).st_mtime, cur) for c, cur in shards.pairs
+                   if c.parent.name == "configs")
+    if timed:
+        start = len(timed) - 1
+        while start > 0 and timed[start][0] - timed[start - 1][0] <= _SESSION_GAP:
+            start -= 1
+        n = len(timed) - start
+        # the session began before its first commit by that config's recorded seconds
+        first = _recorded_seconds(ds, [timed[start][1]]) if timed[start][1] else None
+        span = timed[-1][0] - timed[start][0] + (first.iloc[0] if first is not None else 0.0)
+        if n >= 2 and span > 0:
+            rate = n / span * 3600
+            source = f"{n} shards committed in the latest session"
+    if rate is None and held:
+        per = _recorded_seconds(ds, [c for _, c in shards.pairs if c is not None])
+        if per is not None and per.mean() > 0:
+            rate = 3600 / per.mean()
+            source = "recorded seconds per config (train + eval) / concurrency"
+    eta = remaining / rate * 3600 if rate and remaining is not None else None
+    return TableStatus(str(d), n_configs, counts.get("complete", 0), counts.get("diverged", 0),
+                       counts.get("failed", 0), held, remaining, rate, eta, source)

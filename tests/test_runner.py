@@ -1,0 +1,354 @@
+"""Table generation (pregen.runner): resume after SIGKILL, OOM / NaN paths, Dask, status.
+
+Runs train the first Sobol configs of the MNIST space on a tiny 10x10-pixel MNIST written
+here in the real IDX format (10x10 so the heavy configs of the space, up to 350 filters of
+10x10, stay cheap on one CPU core): 80 train digits -> 64 train / 16 validation, cut to
+--max-train 32, 2 epochs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pregen.runner import (
+    Dispatcher,
+    RunConfig,
+    config_seed,
+    order_jobs,
+    run,
+    table_status,
+)
+from pregen.workers import ENV_NAN, ENV_OOM, DeviceGate, EpochConcurrency, Job, Outcome
+from tabular.table import LookupTable
+from tabular.writer import held_ids
+
+N_CONFIGS = 6
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write_idx(path: Path, arr: np.ndarray) -> None:
+    # IDX: two zero bytes, type 0x08 (ubyte), number of dims, big-endian int32 dims, data
+    with open(path, "wb") as f:
+        f.write(struct.pack(">BBBB", 0, 0, 0x08, arr.ndim))
+        f.write(struct.pack(f">{arr.ndim}I", *arr.shape))
+        f.write(arr.astype(np.uint8).tobytes())
+
+
+def _tiny_mnist(root: Path, n_train: int = 80, n_test: int = 8, size: int = 10) -> Path:
+    """Learnable 10x10 digits: class k is a bright bar at a class-specific place over noise."""
+    rng = np.random.default_rng(0)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        y = np.arange(n) % 10
+        rng.shuffle(y)
+        x = rng.integers(0, 60, size=(n, size, size), dtype=np.uint8)
+        for i, k in enumerate(y):
+            r, c = (k // 5) * (size // 2), (k % 5) * 2
+            x[i, r:r + size // 2, c:c + 2] = 250
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", x)
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", y)
+    return root
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    return _tiny_mnist(tmp_path_factory.mktemp("tiny10"))
+
+
+def _cfg(root: Path, out: Path, **kw) -> RunConfig:
+    base = dict(out=str(out), space="mnist", dataset="mnist", data_root=str(root),
+                n_configs=N_CONFIGS, epochs=2, max_train=32, seed=3, progress=False)
+    return RunConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def reference(data_root, tmp_path_factory) -> LookupTable:
+    """An uninterrupted local run of configs 0..5."""
+    out = tmp_path_factory.mktemp("ref") / "table"
+    summary = run(_cfg(data_root, out))
+    assert summary.planned == N_CONFIGS
+    return LookupTable.open(out, cache=False)
+
+
+def _assert_same_table(a: LookupTable, b: LookupTable) -> None:
+    np.testing.assert_array_equal(a.ids, b.ids)
+    np.testing.assert_array_equal(a.status, b.status)
+    np.testing.assert_array_equal(a.acc, b.acc)  # accuracies: exactly equal
+    np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=1e-5)
+    np.testing.assert_allclose(a.val_loss, b.val_loss, rtol=1e-5)
+
+
+# --- pure parts -------------------------------------------------------------------------------
+
+
+def test_config_seed_depends_only_on_seed_and_id():
+    s = [config_seed(0, i) for i in range(100)]
+    assert len(set(s)) == 100
+    assert s == [config_seed(0, i) for i in range(100)]
+    assert config_seed(1, 5) != config_seed(0, 5)
+    assert all(0 <= v < 2**63 for v in s)
+
+
+def test_order_jobs_starts_heaviest_and_interleaves_light():
+    jobs = [Job(i, {}, 0, cost=c) for i, c in enumerate([5.0, 1.0, 9.0, 3.0, 7.0])]
+    order = [j.config_id for j in order_jobs(jobs)]
+    # by cost: 2 (9), 4 (7), 0 (5), 3 (3), 1 (1) -> heavy, light, heavy, light, middle
+    assert order == [2, 1, 4, 3, 0]
+
+
+def test_dispatcher_oom_lowers_concurrency_and_retries_then_gives_up():
+    jobs = [Job(i, {}, 0, cost=1.0) for i in range(4)]
+    d = Dispatcher(jobs, ["cuda:0"], limit=3, max_retries=1)
+    got = [d.next_for("cuda:0") for _ in range(4)]
+    assert [j.config_id for j in got[:3]] == [0, 1, 2] and got[3] is None  # limit 3
+    oom = Outcome(1, "oom", error="CUDA out of memory")
+    assert d.finished("cuda:0", got[1], oom) == "retry"
+    assert d.limit["cuda:0"] == 2
+    assert d.next_for("cuda:0") is None  # 2 in flight at limit 2
+    d.finished("cuda:0", got[0], Outcome(0, "complete"))
+    retry = d.next_for("cuda:0")
+    assert (retry.config_id, retry.attempt) == (1, 1)  # the retried job goes first
+    assert d.finished("cuda:0", retry, oom) == "give_up"
+    assert d.limit["cuda:0"] == 1
+
+
+def test_runconfig_rejects_bad_values(tmp_path):
+    with pytest.raises(ValueError, match="index_range 5:3"):
+        RunConfig(out=str(tmp_path), n_configs=10, index_range=(5, 3))
+    with pytest.raises(ValueError, match="device 'gpu'"):
+        RunConfig(out=str(tmp_path), devices=("gpu",))
+    with pytest.raises(ValueError, match="unknown space"):
+        RunConfig(out=str(tmp_path), space="imagenet")
+    with pytest.raises(ValueError, match="name a device twice"):
+        RunConfig(out=str(tmp_path), devices=("cpu", "cpu"))
+
+
+def test_run_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
+    from analysis.cli import main
+
+    rc = main(["pregen", "run", "--space", "mnist", "--n-configs", "4", "--index-range",
+               "3:9", "--out", str(tmp_path / "t"), "--no-progress"])
+    assert rc == 2
+    assert "index_range 3:9" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()  # nothing written
+
+
+def test_gate_solo_waits_for_epoch_boundaries_and_counts_concurrency():
+    gate = DeviceGate()
+    events: list[str] = []
+    in_epoch = threading.Event()
+    release = threading.Event()
+
+    def trainer():
+        with gate.training():
+            conc = EpochConcurrency(gate)
+            in_epoch.set()
+            release.wait(5)  # "epoch 1" runs until released
+            events.append("epoch1-end")
+            conc.epoch_done()
+            gate.epoch_boundary()  # steps out while the solo runs
+            events.append("epoch2-start")
+            conc.epoch_done()
+            events.append(("conc", conc.values))
+
+    t = threading.Thread(target=trainer)
+    t.start()
+    assert in_epoch.wait(5)
+
+    def soloist():
+        with gate.training():  # a second config shares the device for a moment
+            pass
+        with gate.solo():
+            events.append("solo")
+
+    s = threading.Thread(target=soloist)
+    s.start()
+    time.sleep(0.2)
+    assert "solo" not in events  # the solo waits for the running epoch
+    release.set()
+    t.join(5)
+    s.join(5)
+    assert events.index("epoch1-end") < events.index("solo") < events.index("epoch2-start")
+    # epoch 1 saw the second config start; epoch 2 ran alone
+    assert events[-1] == ("conc", [2, 1])
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+def test_reference_run_records_a_full_table(reference):
+    t = reference
+    assert list(t.ids) == list(range(N_CONFIGS))
+    assert t.epochs == 2 and (t.n_recorded[t.status == "complete"] == 2).all()
+    meta = t.meta
+    assert meta["max_train"] == 32 and meta["n_train"] == 32 and meta["n_val"] == 16
+    assert meta["seed"] == 3 and "solo_seconds = train_seconds" in meta["time_measurement"]
+    assert (t.train_seconds[t.status == "complete"] > 0).all()
+    np.testing.assert_array_equal(t.solo_seconds, t.train_seconds)  # one worker: ran alone
+    assert (t.concurrency[t.status == "complete"] == 1).all()
+    # some config learned something, and accuracies are fractions of the 16 val digits
+    assert np.nanmax(t.acc) > 0.2
+    np.testing.assert_allclose(t.acc * 16, np.round(t.acc * 16), atol=1e-9)
+
+
+def test_rerun_skips_held_configs(reference, data_root):
+    summary = run(_cfg(data_root, reference.path))
+    assert summary.planned == 0 and summary.held_before == N_CONFIGS
+
+
+def test_killed_run_resumes_to_the_same_table(reference, data_root, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "analysis.cli", "pregen", "run", "--space", "mnist",
+           "--data-root", str(data_root), "--n-configs", str(N_CONFIGS), "--epochs", "2",
+           "--max-train", "32", "--seed", "3", "--out", str(out), "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and len(held_ids(out)) >= 1:
+                break
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole run, as a killed job would be
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    killed_with = held_ids(out)
+    assert 1 <= len(killed_with) < N_CONFIGS, "the kill must land mid-run"
+    assert killed_with == set(range(len(killed_with)))  # one worker goes by id: a prefix
+
+    summary = run(_cfg(data_root, out))  # the same command again
+    assert summary.held_before == len(killed_with)
+    assert summary.planned == N_CONFIGS - len(killed_with)
+    resumed = LookupTable.open(out, cache=False)  # opening checks ids are unique
+    _assert_same_table(reference, resumed)
+
+
+def test_injected_oom_and_nan_are_recorded_and_the_run_goes_on(data_root, tmp_path,
+                                                               monkeypatch):
+    # config 1: OOM on every attempt -> failed; config 2: OOM once -> retried, complete;
+    # config 3: NaN loss from epoch 2 -> diverged with epoch 1 kept
+    monkeypatch.setenv(ENV_OOM, "1,2:1")
+    monkeypatch.setenv(ENV_NAN, "3:2")
+    out = tmp_path / "faults"
+    summary = run(_cfg(data_root, out, n_configs=5, max_oom_retries=1))
+    assert summary.oom_retries == 2  # config 1 once, config 2 once
+    t = LookupTable.open(out, cache=False)
+    status = dict(zip(t.ids.tolist(), t.status.tolist(), strict=True))
+    assert status == {0: "complete", 1: "failed", 2: "complete", 3: "diverged", 4: "complete"}
+    cfgs = t.configs_frame().set_index("config_id")
+    assert "out of memory" in cfgs.loc[1, "error"]
+    assert "epoch 2" in cfgs.loc[3, "error"]  # the trainer's divergence message
+    row = t.row(3)
+    assert t.n_recorded[row] == 1 and np.isfinite(t.acc[row, 0]) and np.isnan(t.acc[row, 1])
+    assert t.n_recorded[t.row(1)] == 0
+    st = table_status(out)
+    assert (st.complete, st.diverged, st.failed, st.remaining) == (3, 1, 1, 0)
+
+
+def test_localcluster_run_equals_local_run(reference, data_root, tmp_path):
+    from distributed import LocalCluster
+
+    out = tmp_path / "dask"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        summary = run(_cfg(data_root, out, dask_scheduler=cluster.scheduler_address))
+    assert summary.counts["complete"] + summary.counts["diverged"] == N_CONFIGS
+    _assert_same_table(reference, LookupTable.open(out, cache=False))
+
+
+def test_resume_refuses_different_training_settings(reference, data_root):
+    with pytest.raises(ValueError, match="seed: 3 in the table, 4 now"):
+        run(_cfg(data_root, reference.path, seed=4))
+
+
+def test_index_range_trains_only_its_ids(data_root, tmp_path):
+    out = tmp_path / "part"
+    run(_cfg(data_root, out, index_range=(4, 6)))
+    assert held_ids(out) == {4, 5}
+    st = table_status(out)
+    assert st.remaining == N_CONFIGS - 2 and st.n_configs == N_CONFIGS
+
+
+def test_status_cli_reports_counts_and_eta(reference, capsys):
+    from analysis.cli import main
+
+    assert main(["pregen", "status", str(reference.path), "--n-configs", "10"]) == 0
+    text = capsys.readouterr().out
+    assert f"complete    {int((reference.status == 'complete').sum())}" in text
+    assert "remaining   4 of 10" in text and "configs/hour" in text and "eta" in text
+
+
+@pytest.mark.slow
+def test_worker_pool_two_per_device_measures_solo_time(reference, data_root, tmp_path):
+    out = tmp_path / "pool"
+    run(_cfg(data_root, out, workers_per_device=2))
+    t = LookupTable.open(out, cache=False)
+    _assert_same_table(reference, t)
+    assert "Up to 2 configs shared a device" in t.meta["time_measurement"]
+    done = t.status == "complete"
+    assert (t.concurrency[done] >= 1).all() and (t.concurrency[done] <= 2).all()
+    assert np.isfinite(t.solo_seconds[done]).all() and (t.solo_seconds[done] > 0).all()
+
+
+def test_pool_path_is_used_with_two_workers(monkeypatch, data_root, tmp_path):
+    # without spawning: the runner must hand a K=2 run to the pool, not train inline
+    import pregen.runner as runner
+
+    seen = {}
+
+    def fake_pool(cfg, meta, disp, settle):
+        seen["limit"] = dict(disp.limit)
+        while (job := disp.next_for("cpu")) is not None:
+            settle("cpu", job, Outcome(job.config_id, "complete", 0.5, 2, device="cpu"))
+
+    monkeypatch.setattr(runner, "_run_pool", fake_pool)
+    summary = run(replace(_cfg(data_root, tmp_path / "p"), workers_per_device=2))
+    assert seen["limit"] == {"cpu": 2} and summary.counts["complete"] == N_CONFIGS
+
+
+@pytest.mark.slow
+def test_localcluster_with_a_worker_process_equals_local_run(reference, data_root, tmp_path):
+    from distributed import LocalCluster
+
+    out = tmp_path / "dask-proc"
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                      dashboard_address=None) as cluster:
+        run(_cfg(data_root, out, dask_scheduler=cluster.scheduler_address))
+    t = LookupTable.open(out, cache=False)
+    # two task threads: serialised per process, so scheduling cannot change the curves
+    _assert_same_table(reference, t)
+    assert "Dask run" in t.meta["time_measurement"]
+
+
+def test_status_eta_from_shard_commit_times(tmp_path):
+    from tabular.testing import make_meta, make_results
+    from tabular.writer import TableWriter
+
+    T = 2
+    meta = make_meta(T, n_configs=10)
+    w = TableWriter(tmp_path / "t", meta)
+    recs = make_results(3, T, lambda i, e: 0.1 * e, seconds=1.0)  # train 1 s, eval 0.1 s
+    paths = [w.write(r) for r in recs]
+    t0 = time.time() - 1000
+    for k, p in enumerate(paths):  # commits 100 s apart
+        os.utime(p, (t0 + 100 * k, t0 + 100 * k))
+    st = table_status(tmp_path / "t")
+    # the session began at the first commit minus that config's 2 x (1 + 0.1) s
+    span = 200 + 2 * 1.1
+    assert st.remaining == 7 and st.complete == 3
+    assert st.configs_per_hour == pytest.approx(3 / span * 3600)
+    assert st.eta_seconds == pytest.approx(7 * span / 3)
