@@ -218,11 +218,11 @@ def test_epbt_runs_on_cuda_like_on_cpu():
 
 @pytest.mark.slow
 def test_epbt_learns_real_mnist_subset():
-    from hpo_sim.live.epbt_cli import _factory, load_preset
+    from hpo_sim.live.epbt_cli import load_preset, model_factory
     from pregen.data import load_dataset
 
     preset = load_preset("mnist-small")
     d = load_dataset("mnist")
     cfg = EPBTConfig(**{**preset["config"], "generations": 2})
-    curve = summarize(run(cfg, d, _factory(preset, d)).records)
+    curve = summarize(run(cfg, d, model_factory(preset, d)).records)
     assert curve.test_accuracy.iloc[-1] > 0.9

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 from dataclasses import asdict, replace
 from importlib import resources
 from pathlib import Path
+
+from hpo_sim.live.cli_common import model_factory, provenance
 
 __all__ = ["register", "load_preset", "main_epbt"]
 
@@ -68,36 +68,6 @@ def register(live_sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main_epbt)
 
 
-def _provenance(device: str) -> dict:
-    import numpy
-    import torch
-
-    try:
-        rev = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
-                             text=True, cwd=Path(__file__).parent, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        rev = ""
-    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else \
-        (platform.processor() or platform.machine())
-    return {"code_revision": rev or "unknown", "device": device, "device_name": name,
-            "torch": torch.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
-
-
-def _factory(preset: dict, data):
-    from pregen.models import build_model, build_named_model
-    from pregen.spaces import get_space
-
-    spec = preset["model"]
-    if "named" in spec:
-        return lambda seed: build_named_model(spec["named"], in_shape=data.in_shape,
-                                              num_classes=data.num_classes, seed=seed)
-    space = get_space(spec["space"])
-    full = {**space.fixed, **spec["config"]} if hasattr(space, "fixed") else spec["config"]
-    return lambda seed: build_model(spec["space"], full, in_shape=data.in_shape,
-                                    num_classes=data.num_classes, seed=seed)
-
-
 def _write(df, path: Path, meta: dict) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -125,10 +95,10 @@ def main_epbt(args: argparse.Namespace) -> int:
     base = EPBTConfig(**{**preset["config"], **overrides})
     data = load_dataset(preset["dataset"], args.data_root, val_size=preset.get("val_size"),
                         device=args.device)
-    factory = _factory(preset, data)
+    factory = model_factory(preset, data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    prov = _provenance(args.device)
+    prov = provenance(args.device)
     for method in methods:
         for seed in args.seeds:
             cfg = replace(base, method=method, seed=seed)

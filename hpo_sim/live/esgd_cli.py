@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
-import subprocess
 import time
 from importlib import resources
 from pathlib import Path
+
+from hpo_sim.live.cli_common import model_factory, provenance
 
 __all__ = ["PRESETS", "load_preset", "main_esgd", "register"]
 
@@ -70,36 +70,6 @@ def register(live_sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main_esgd)
 
 
-def _provenance(device: str) -> dict:
-    import numpy
-    import torch
-
-    try:
-        rev = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
-                             text=True, cwd=Path(__file__).parent, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        rev = ""
-    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else \
-        (platform.processor() or platform.machine())
-    return {"code_revision": rev or "unknown", "device": device, "device_name": name,
-            "torch": torch.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
-
-
-def model_factory(preset: dict, data):
-    """`seed -> nn.Module` from the preset's model: {"named": NAME} or {"space", "config"}."""
-    from pregen.models import build_model, build_named_model
-    from pregen.spaces import get_space
-
-    spec = preset["model"]
-    if "named" in spec:
-        return lambda seed: build_named_model(spec["named"], in_shape=data.in_shape,
-                                              num_classes=data.num_classes, seed=seed)
-    full = {**get_space(spec["space"]).fixed, **spec["config"]}
-    return lambda seed: build_model(spec["space"], full, in_shape=data.in_shape,
-                                    num_classes=data.num_classes, seed=seed)
-
-
 def load_data(preset: dict, data_root: str | None, device: str, train_examples: int | None):
     """The preset's dataset; with `train_examples`, only the first N of the training split."""
     from pregen.data import load_dataset
@@ -144,7 +114,7 @@ def main_esgd(args: argparse.Namespace) -> int:
     factory = model_factory(preset, data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    prov = _provenance(args.device)
+    prov = provenance(args.device)
     cfg_dict = dataclasses.asdict(cfg)
     for method in methods:
         d = out / method
