@@ -361,8 +361,7 @@ def taylorglo_binary_loss(theta: Sequence[float], p: np.ndarray) -> np.ndarray:
     for each predicted probability p [m] of the true class (EPBT Figure 5, after
     Gonzalez & Miikkulainen). Computed by hpo_sim.live.taylorglo, the loss used in training."""
     import torch
-
-    from hpo_sim.live.taylorglo import taylorglo_from_probs
+    from lcsim.hpo_sim.live.taylorglo import taylorglo_from_probs
 
     p = np.asarray(p, dtype=np.float64)
     y = torch.as_tensor(np.stack([p, 1 - p], axis=-1))  # [m, 2]

@@ -35,7 +35,7 @@ def main_report(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")  # figures are built without pyplot; this keeps any backend quiet
 
-    from tabular.table import LookupTable
+    from lcsim.tabular.table import LookupTable
 
     from .report import render_report
     from .results import load_alrs, load_epbt, load_esgd, load_replay

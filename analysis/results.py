@@ -82,7 +82,7 @@ def _need_dir(path: str | os.PathLike, what: str) -> Path:
 
 
 def _rule_label(specs) -> str:
-    from hpo_sim.replay.rules import parse_rules
+    from lcsim.hpo_sim.replay.rules import parse_rules
 
     return str(parse_rules(list(specs or [])))
 

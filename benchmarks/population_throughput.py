@@ -50,13 +50,13 @@ def _interleaved(fns: dict, rounds: int, warmup: int, device: torch.device) -> d
 
 
 def bench(name: str, args, device: torch.device) -> dict[str, float]:
-    from hpo_sim.live.population import (
+    from lcsim.hpo_sim.live.population import (
         Population,
         StackedOptimizer,
         cross_entropy_per_member,
         train_step,
     )
-    from pregen.models import build_named_model
+    from lcsim.pregen.models import build_named_model
 
     in_shape = (1, 28, 28) if name == "mnist-cnn" else (3, 32, 32)
     P, B = args.members, args.batch

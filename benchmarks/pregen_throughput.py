@@ -41,11 +41,10 @@ def naive(configs, root: str, n_train: int, n_val: int, epochs: int, device: str
           seed: int) -> float:
     """Seconds to train every config the naive way (returns wall time)."""
     import torchvision
+    from lcsim.pregen.models import build_model
+    from lcsim.tabular.spaces import MNIST_SPACE
     from torch.utils.data import DataLoader, Subset
     from torchvision import transforms
-
-    from pregen.models import build_model
-    from pregen.spaces import MNIST_SPACE
 
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     ds = torchvision.datasets.MNIST(root, train=True, transform=tf)
@@ -85,7 +84,7 @@ def naive(configs, root: str, n_train: int, n_val: int, epochs: int, device: str
 
 def lcsim(n_configs: int, sobol_seed: int, n_train: int, n_val: int, epochs: int,
           device: str, workers: int, seed: int) -> float:
-    from pregen.runner import RunConfig, run
+    from lcsim.pregen.runner import RunConfig, run
 
     with tempfile.TemporaryDirectory() as d:
         cfg = RunConfig(out=os.path.join(d, "table"), space="mnist", dataset="mnist",
@@ -111,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
 
-    from pregen.data import shipped_mnist_root
-    from pregen.spaces import MNIST_SPACE
+    from lcsim.pregen.data import shipped_mnist_root
+    from lcsim.tabular.spaces import MNIST_SPACE
 
     root = str(shipped_mnist_root())
     configs = MNIST_SPACE.configs(0, a.n_configs, a.sobol_seed)

@@ -43,8 +43,8 @@ def synthetic_table(n: int, T: int, seed: int = 0):
     """Curves shaped like Choi et al.'s MNIST table: ~15% untrainable (flat at 0.1), the rest
     rising at config-dependent speeds to a final accuracy that is a smooth function of three
     hyperparameters plus a little config noise; seconds grow with two size parameters."""
-    from pregen.spaces import get_space
-    from tabular.testing import make_table
+    from lcsim.tabular.spaces import get_space
+    from lcsim.tabular.testing import make_table
 
     sp = get_space("mnist")
     x = sp.to_unit(sp.configs(0, n, seed))
@@ -64,7 +64,7 @@ def synthetic_table(n: int, T: int, seed: int = 0):
 
 
 def _told_smac(table, h: int, seed: int):
-    from hpo_sim.replay import SMAC, candidate_rows
+    from lcsim.hpo_sim.replay import SMAC, candidate_rows
 
     rng = np.random.default_rng(seed)
     opt = SMAC(table.features, candidate_rows(table), table.epochs, rng, n_init=h,
@@ -113,11 +113,10 @@ def time_facade(table, n_init: int, asks: int, tuned: bool = False) -> tuple[flo
     """Seconds (wall, CPU) per ask of the stock facade; tuned=True gives its forest lcsim's
     two speed settings (n_jobs=1, max_leaf_nodes=None) to show what the rest costs."""
     from ConfigSpace import Configuration
+    from lcsim.hpo_sim.replay.optimizers import unit_cube_space
     from smac import HyperparameterOptimizationFacade as HPO
     from smac import Scenario
     from smac.runhistory import TrialValue
-
-    from hpo_sim.replay.optimizers import unit_cube_space
 
     cs = unit_cube_space(table.space.names, seed=0)
     feats = table.features
@@ -152,7 +151,7 @@ def time_facade(table, n_init: int, asks: int, tuned: bool = False) -> tuple[flo
 
 
 def time_study(table, repeats: int, jobs: int) -> tuple[float, float, int, int]:
-    from hpo_sim.replay import load_preset, preset_settings, run_settings
+    from lcsim.hpo_sim.replay import load_preset, preset_settings, run_settings
 
     settings = []
     for name in ("choi-fig4", "choi-fig5"):

@@ -33,9 +33,9 @@ def main() -> None:
     ap.add_argument("--lookups", type=int, default=1_000)
     a = ap.parse_args()
 
-    from tabular import LookupTable, TableWriter
-    from tabular.testing import make_meta, make_results
-    from tabular.validate import merge_table
+    from lcsim.tabular import LookupTable, TableWriter
+    from lcsim.tabular.testing import make_meta, make_results
+    from lcsim.tabular.validate import merge_table
 
     n, T = a.configs, a.epochs
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,13 +28,12 @@ import time
 import torch
 import torch.nn.functional as F
 import torchvision
+from lcsim.pregen.data import default_val_size, load_dataset, shipped_mnist_root, split_indices
+from lcsim.pregen.models import build_model
+from lcsim.pregen.trainer import TrainSpec, l2_params, l2_penalty, seeds, train_config
+from lcsim.tabular.spaces import MNIST_SPACE
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
-
-from pregen.data import default_val_size, load_dataset, shipped_mnist_root, split_indices
-from pregen.models import build_model
-from pregen.spaces import MNIST_SPACE
-from pregen.trainer import TrainSpec, l2_params, l2_penalty, seeds, train_config
 
 # Small MNIST configs (Table I ranges), so a CPU run takes a minute or two.
 CONFIGS = [

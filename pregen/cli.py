@@ -64,10 +64,10 @@ def _load_config(text: str) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from pregen.data import DatasetNotFoundError, load_dataset
-    from pregen.models import build_model, count_params, forward_flops
-    from pregen.spaces import ConfigError, get_space
-    from pregen.trainer import TrainSpec, seeds, train_config
+    from lcsim.pregen.data import DatasetNotFoundError, load_dataset
+    from lcsim.pregen.models import build_model, count_params, forward_flops
+    from lcsim.pregen.trainer import TrainSpec, seeds, train_config
+    from lcsim.tabular.spaces import ConfigError, get_space
 
     space = get_space(args.space)
     try:

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pregen.workers import Job, Outcome, Worker
+from lcsim.pregen.workers import Job, Outcome, Worker
 
 __all__ = ["run_dask", "dask_task"]
 

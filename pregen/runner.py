@@ -49,8 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from pregen.workers import Job, Outcome
+from lcsim.pregen.workers import Job, Outcome
 
 __all__ = [
     "DEFAULT_EPOCHS",
@@ -62,8 +61,6 @@ __all__ = [
     "order_jobs",
     "plan",
     "run",
-    "table_status",
-    "TableStatus",
 ]
 
 log = logging.getLogger("lcsim.pregen")
@@ -99,7 +96,7 @@ class RunConfig:
     notes: str | None = None  # free text stored in the metadata (what this table is)
 
     def __post_init__(self):
-        from pregen.spaces import get_space
+        from lcsim.tabular.spaces import get_space
 
         get_space(self.space)  # raises naming the space
         if self.n_configs < 1:
@@ -184,8 +181,7 @@ def order_jobs(jobs: Sequence[Job]) -> list[Job]:
 
 def _flops(space, config: dict[str, Any], in_shape: tuple[int, ...], num_classes: int) -> int:
     import torch
-
-    from pregen.models import build_model, forward_flops
+    from lcsim.pregen.models import build_model, forward_flops
 
     full = space.full(config)
     try:  # the meta device builds without allocating or initialising weights
@@ -200,7 +196,7 @@ def _flops(space, config: dict[str, Any], in_shape: tuple[int, ...], num_classes
 def plan(cfg: RunConfig, held: Iterable[int], *, in_shape: tuple[int, ...],
          num_classes: int) -> list[Job]:
     """Jobs for the ids of cfg not yet held: by id with one worker in all, else `order_jobs`."""
-    from pregen.spaces import get_space
+    from lcsim.tabular.spaces import get_space
 
     space = get_space(cfg.space)
     held = set(held)
@@ -223,7 +219,7 @@ _RESUME_KEYS = ("seed", "batch_size", "max_train", "val_size", "optimizer")
 def time_measurement(cfg: RunConfig) -> str:
     """The sentence stored in the table metadata on how the time columns were measured."""
     base = ("train_seconds: wall seconds of each epoch's training pass, measured by "
-            "pregen.trainer with a device synchronisation before each clock read; "
+            "lcsim.pregen.trainer with a device synchronisation before each clock read; "
             "eval_seconds: the validation pass, measured the same way; concurrency: configs "
             "training on the device during the epoch (this one included). ")
     if cfg.dask_scheduler is not None:
@@ -245,7 +241,7 @@ def time_measurement(cfg: RunConfig) -> str:
 
 
 def build_run_meta(cfg: RunConfig, data, device_desc: str) -> dict[str, Any]:
-    from tabular.schema import build_meta
+    from lcsim.tabular.schema import build_meta
 
     return build_meta(
         dataset=cfg.dataset, space=cfg.space, epochs=cfg.T, sobol_seed=cfg.sobol_seed,
@@ -272,7 +268,7 @@ def _one_worker(cfg: RunConfig) -> bool:
 
 def check_resume(out: str | os.PathLike, meta: dict[str, Any]) -> None:
     """Raise ValueError if DIR/meta.json was written with different training settings."""
-    from tabular.schema import META_FILE
+    from lcsim.tabular.schema import META_FILE
 
     path = Path(out) / META_FILE
     if not path.exists():
@@ -339,7 +335,7 @@ def _pool_init(cfg: RunConfig, meta: dict[str, Any], device: str, gate, parent_p
     import torch
 
     torch.set_num_threads(threads)
-    from pregen.workers import Worker
+    from lcsim.pregen.workers import Worker
 
     _POOL_WORKER = Worker(cfg, meta, device, gate, parent_pid=parent_pid)
 
@@ -384,9 +380,8 @@ class _Progress:
 
 def _record_failed(writer, space, job: Job, error: str, in_shape, num_classes) -> None:
     import torch
-
-    from pregen.models import build_model, count_params
-    from tabular.writer import ConfigResult
+    from lcsim.pregen.models import build_model, count_params
+    from lcsim.tabular.writer import ConfigResult
 
     with torch.device("meta"):
         n_params = count_params(build_model(space.name, space.full(job.config),
@@ -397,9 +392,9 @@ def _record_failed(writer, space, job: Job, error: str, in_shape, num_classes) -
 
 def run(cfg: RunConfig) -> RunSummary:
     """Generate (or resume) the table cfg.out; see the module docstring."""
-    from pregen.spaces import get_space
-    from pregen.workers import Worker, device_name, load_run_data
-    from tabular.writer import TableWriter, held_ids
+    from lcsim.pregen.workers import Worker, device_name, load_run_data
+    from lcsim.tabular.spaces import get_space
+    from lcsim.tabular.writer import TableWriter, held_ids
 
     t0 = time.perf_counter()
     space = get_space(cfg.space)
@@ -439,7 +434,7 @@ def run(cfg: RunConfig) -> RunSummary:
 
     try:
         if cfg.dask_scheduler is not None:
-            from pregen.dask_runner import run_dask
+            from lcsim.pregen.dask_runner import run_dask
 
             run_dask(cfg, meta, disp, settle)
         elif _one_worker(cfg):
@@ -460,8 +455,7 @@ def _run_pool(cfg: RunConfig, meta: dict[str, Any], disp: Dispatcher,
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     import torch.multiprocessing as tmp
-
-    from pregen.workers import DeviceGate
+    from lcsim.pregen.workers import DeviceGate
 
     ctx = tmp.get_context("spawn")  # CUDA cannot be used in forked children
     pools = {}
@@ -489,112 +483,3 @@ def _run_pool(cfg: RunConfig, meta: dict[str, Any], disp: Dispatcher,
     finally:
         for p in pools.values():
             p.shutdown(wait=True, cancel_futures=True)
-
-
-# --- status -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TableStatus:
-    directory: str
-    n_configs: int | None  # the run's target (ids 0..n-1), from --n-configs or the metadata
-    complete: int
-    diverged: int
-    failed: int
-    held: int  # configs in the directory
-    remaining: int | None  # of ids 0..n-1 not held yet
-    configs_per_hour: float | None  # measured throughput of the latest session
-    eta_seconds: float | None
-    rate_source: str  # how configs_per_hour was measured
-
-    def lines(self) -> list[str]:
-        def hms(s: float) -> str:
-            s = int(round(s))
-            return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s"
-
-        out = [f"table       {self.directory}",
-               f"complete    {self.complete}", f"diverged    {self.diverged}",
-               f"failed      {self.failed}",
-               f"remaining   {'?' if self.remaining is None else self.remaining}"
-               + (f" of {self.n_configs}" if self.n_configs is not None else "")]
-        if self.configs_per_hour:
-            out.append(f"throughput  {self.configs_per_hour:.1f} configs/hour "
-                       f"({self.rate_source})")
-        if self.eta_seconds is not None:
-            out.append(f"eta         {hms(self.eta_seconds)}")
-        return out
-
-
-def _recorded_seconds(ds, curve_files: list):
-    """Recorded seconds per config (sum over epochs of train + eval, / concurrency), a pandas
-    Series by config_id, or None without curves."""
-    files = [str(f) for f in curve_files if f is not None]
-    if not files:
-        return None
-    df = ds.dataset(files, format="parquet").to_table(
-        columns=["config_id", "train_seconds", "eval_seconds", "concurrency"]).to_pandas()
-    if df.empty:
-        return None
-    sec = (df.train_seconds + df.eval_seconds) / df.concurrency.clip(lower=1)
-    return sec.groupby(df.config_id).sum()
-
-
-_SESSION_GAP = 600.0  # s between shard commits that start a new session (a stop and resume)
-
-
-def table_status(directory: str | os.PathLike, n_configs: int | None = None) -> TableStatus:
-    """Counts by status, remaining ids of 0..n-1 and an ETA from measured throughput.
-
-    Throughput: configs committed per hour in the latest session (shard mtimes; a gap of
-    more than 10 minutes starts a new session; the session starts at its first commit minus
-    that config's recorded seconds); with fewer than 2 shards in it (or a merged table), the
-    mean recorded seconds per config (train + eval, divided by the concurrency).
-    """
-    import json
-
-    import pyarrow.dataset as ds
-
-    from tabular.schema import META_FILE, TableError, list_shards
-
-    d = Path(directory)
-    if not (d / META_FILE).exists():
-        raise TableError(f"{d}: not a table directory (no {META_FILE}); start it with "
-                         "`lcsim pregen run --out DIR`")
-    meta = json.loads((d / META_FILE).read_text())
-    if n_configs is None:
-        n_configs = meta.get("n_configs")
-    shards = list_shards(d)
-    conf_files = [str(c) for c, _ in shards.pairs]
-    if conf_files:
-        t = ds.dataset(conf_files, format="parquet").to_table(columns=["config_id", "status"])
-        ids = np.asarray(t.column("config_id").to_numpy())
-        status = np.asarray(t.column("status").to_pylist(), dtype=object)
-    else:
-        ids, status = np.zeros(0, np.int64), np.zeros(0, object)
-    counts = collections.Counter(status.tolist())
-    held = len(set(ids.tolist()))
-    remaining = None
-    if n_configs is not None:
-        remaining = int(n_configs) - len({i for i in ids.tolist() if 0 <= i < int(n_configs)})
-    rate, source = None, "no finished configs yet"
-    timed = sorted((os.stat(c).st_mtime, cur) for c, cur in shards.pairs
-                   if c.parent.name == "configs")
-    if timed:
-        start = len(timed) - 1
-        while start > 0 and timed[start][0] - timed[start - 1][0] <= _SESSION_GAP:
-            start -= 1
-        n = len(timed) - start
-        # the session began before its first commit by that config's recorded seconds
-        first = _recorded_seconds(ds, [timed[start][1]]) if timed[start][1] else None
-        span = timed[-1][0] - timed[start][0] + (first.iloc[0] if first is not None else 0.0)
-        if n >= 2 and span > 0:
-            rate = n / span * 3600
-            source = f"{n} shards committed in the latest session"
-    if rate is None and held:
-        per = _recorded_seconds(ds, [c for _, c in shards.pairs if c is not None])
-        if per is not None and per.mean() > 0:
-            rate = 3600 / per.mean()
-            source = "recorded seconds per config (train + eval) / concurrency"
-    eta = remaining / rate * 3600 if rate and remaining is not None else None
-    return TableStatus(str(d), n_configs, counts.get("complete", 0), counts.get("diverged", 0),
-                       counts.get("failed", 0), held, remaining, rate, eta, source)

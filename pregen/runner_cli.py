@@ -90,9 +90,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pregen.data import DatasetNotFoundError
-    from pregen.runner import RunConfig, run
-    from tabular.schema import TableError
+    from lcsim.pregen.data import DatasetNotFoundError
+    from lcsim.pregen.runner import RunConfig, run
+    from lcsim.tabular.schema import TableError
 
     if not args.no_progress:
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -119,13 +119,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from pregen.runner import table_status
-    from tabular.schema import TableError
+    # alias of `lcsim table status`: the table format is tabular's
+    from lcsim.tabular.cli import _status as table_status_command
 
-    try:
-        st = table_status(args.dir, args.n_configs)
-    except TableError as e:
-        print(f"lcsim pregen status: {e}", file=sys.stderr)
-        return 2
-    print("\n".join(st.lines()))
-    return 0
+    return table_status_command(args)

@@ -32,10 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lcsim.pregen.data import DeviceData
+from lcsim.pregen.models import build_model, count_params, fork_seeded, forward_flops
 from torch import nn
-
-from pregen.data import DeviceData
-from pregen.models import build_model, count_params, fork_seeded, forward_flops
 
 __all__ = [
     "OPTIMIZERS",

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pregen.runner import RunConfig
+    from lcsim.pregen.runner import RunConfig
 
 __all__ = ["DeviceGate", "EpochConcurrency", "Faults", "Job", "Outcome", "Worker", "device_name",
            "load_run_data", "ENV_OOM", "ENV_NAN"]
@@ -227,7 +227,7 @@ def device_name(device: str) -> str:
 
 def load_run_data(cfg: RunConfig, device: str):
     """The run's dataset on `device`: seeded train/val split, train cut to cfg.max_train."""
-    from pregen.data import load_dataset
+    from lcsim.pregen.data import load_dataset
 
     data = load_dataset(cfg.dataset, cfg.data_root, val_size=cfg.val_size,
                         split_seed=cfg.split_seed, device=device)
@@ -249,10 +249,9 @@ class Worker:
     def __init__(self, cfg: RunConfig, meta: dict[str, Any], device: str,
                  gate: DeviceGate | None = None, parent_pid: int | None = None):
         import torch
-
-        from pregen.spaces import get_space
-        from pregen.trainer import TrainSpec
-        from tabular.writer import TableWriter
+        from lcsim.pregen.trainer import TrainSpec
+        from lcsim.tabular.spaces import get_space
+        from lcsim.tabular.writer import TableWriter
 
         self.cfg, self.device, self.gate, self.parent_pid = cfg, device, gate, parent_pid
         self.space = get_space(cfg.space)
@@ -284,8 +283,7 @@ class Worker:
 
     def _train(self, job: Job):
         import torch.nn.functional as F
-
-        from pregen.trainer import train_config
+        from lcsim.pregen.trainer import train_config
 
         nan_from = self.faults.nan_from_epoch(job.config_id)
         state = {"epoch": 1}
@@ -314,7 +312,7 @@ class Worker:
 
     def _solo_seconds(self, job: Job, res, conc: list[int]) -> list[float]:
         """Per-epoch solo seconds: measured ones if the config ran alone, else a solo timing."""
-        from pregen.trainer import train_config
+        from lcsim.pregen.trainer import train_config
 
         measured = [r.train_seconds for r in res.epochs]
         if self.gate is None or all(c == 1 for c in conc):
@@ -329,7 +327,7 @@ class Worker:
         return [per_epoch] * len(measured)
 
     def _write(self, job: Job, res, solo: list[float], conc: list[int]) -> None:
-        from tabular.writer import ConfigResult
+        from lcsim.tabular.writer import ConfigResult
 
         if self.parent_pid is not None and os.getppid() != self.parent_pid:
             os._exit(1)  # the runner is gone (killed): never write behind a resumed run

@@ -1,6 +1,6 @@
 """tabular: the learning-curve table format, its writer, validator and read API.
 
-    from tabular import LookupTable
+    from lcsim.tabular import LookupTable
     t = LookupTable.open("default")          # or a table directory
     t.acc[t.row(17)], t.seconds(17, 10), t.goal(0.5)
 

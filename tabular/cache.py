@@ -3,7 +3,7 @@
 Holds every dense array, the metadata and the configs table (Arrow IPC bytes), keyed by the
 table's file list with sizes and mtimes (a new or rewritten shard changes the key). Written
 atomically (temp file + rename); a damaged or stale cache is rebuilt, never trusted. A
-read-only table directory (a shipped table under site-packages) caches in
+shipped table (package data) or a read-only table directory caches in
 `$LCSIM_CACHE_DIR`, else `$XDG_CACHE_HOME/lcsim` or `~/.cache/lcsim`; with neither writable
 the table still opens, uncached.
 """
@@ -46,7 +46,13 @@ def _user_cache_file(d: Path) -> Path:
     return Path(root) / "tables" / f"{tag}.npz"
 
 
+_SHIPPED = Path(__file__).resolve().parent / "data"
+
+
 def _cache_files(d: Path) -> list[Path]:
+    # shipped tables are package data: never write beside them, even in an editable checkout
+    if d.resolve().is_relative_to(_SHIPPED):
+        return [_user_cache_file(d)]
     return [d / CACHE_NAME, _user_cache_file(d)]
 
 

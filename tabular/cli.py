@@ -23,6 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("dir", help="table directory, shipped table name, or 'default'")
     q.set_defaults(func=_info)
 
+    q = ts.add_parser("status", help="progress of a table being generated: counts, ETA")
+    q.add_argument("dir", help="table directory")
+    q.add_argument("--n-configs", type=int, default=None,
+                   help="target size (default: the generating run's, from meta.json)")
+    q.set_defaults(func=_status)
+
     q = ts.add_parser("curves", help="print or export the curves of selected configs")
     q.add_argument("dir")
     q.add_argument("--top", type=int, default=None, help="best K by final accuracy")
@@ -188,4 +194,17 @@ def _import(a) -> int:
                      epochs=a.epochs, percent=a.percent,
                      cumulative_seconds=a.cumulative_seconds, device=a.device)
     print(f"imported {a.csv} into {out}; check it with `lcsim table info {out}`")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .schema import TableError
+    from .status import table_status
+
+    try:
+        st = table_status(args.dir, args.n_configs)
+    except TableError as e:
+        print(f"lcsim table status: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(st.lines()))
     return 0

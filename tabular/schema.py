@@ -76,7 +76,7 @@ class TableError(ValueError):
 
 
 def configs_schema(space: Any | None) -> pa.Schema:
-    """Arrow schema of the configs table for a `pregen.spaces.Space`, or None (imported)."""
+    """Arrow schema of the configs table for a `lcsim.tabular.spaces.Space`, or None (imported)."""
     if space is None:
         hp = [pa.field("hyperparameters", pa.string(), nullable=False),
               pa.field("source_config", pa.string())]
@@ -133,7 +133,7 @@ def build_meta(*, dataset: str, space: str | None, epochs: int, sobol_seed: int 
     if not isinstance(epochs, int) or epochs < 1:
         raise TableError(f"metadata: epochs must be a positive integer, got {epochs!r}")
     if num_classes is None and space is not None:
-        from pregen.spaces import get_space
+        from lcsim.tabular.spaces import get_space
         num_classes = get_space(space).num_classes
     meta = {
         "schema_version": SCHEMA_VERSION,

@@ -102,7 +102,7 @@ class LookupTable:
         complete); acc, train_loss, val_loss, train_seconds (measured), solo_seconds,
         eval_seconds [n, T] float64, NaN after n_recorded; concurrency [n, T] int32 (0 where
         not recorded); features [n, d] float64 in the unit cube.
-    Also: epochs (T), num_classes (int or None), space (pregen.spaces.Space or None for an
+    Also: epochs (T), num_classes (int or None), space (lcsim.tabular.spaces.Space or None for an
     imported table of unknown space), meta (dict), path (Path or None).
     """
 
@@ -329,7 +329,7 @@ def _space_of(meta: Mapping[str, Any]):
     name = meta.get("space")
     if name is None:
         return None
-    from pregen.spaces import get_space
+    from lcsim.tabular.spaces import get_space
     return get_space(name)
 
 

@@ -4,7 +4,7 @@
 test can compute the right answer by hand. Configs are the space's real Sobol points
 (config_id i = Sobol index i), so features, `nearest` and surrogate models see real inputs.
 
-    from tabular.testing import make_table
+    from lcsim.tabular.testing import make_table
     t = make_table(50, 10, lambda i, e: 0.1 + 0.8 * (1 - np.exp(-e / (1 + i % 7))))
 """
 
@@ -56,7 +56,7 @@ def make_results(n_configs: int, epochs: int, fn: CurveFn, *, space: str = "mnis
     Losses are 1 - accuracy (train) and 1.1 * (1 - accuracy) (val); solo seconds come from
     `seconds`, measured train seconds are solo * concurrency, eval seconds 0.1 * solo.
     """
-    from pregen.spaces import get_space
+    from lcsim.tabular.spaces import get_space
 
     sp = get_space(space)
     T = epochs
@@ -82,7 +82,7 @@ def make_frames(n_configs: int, epochs: int, fn: CurveFn, **kw: Any
     space = kw.get("space", "mnist")
     recs = make_results(n_configs, epochs, fn, **kw)
     meta = make_meta(epochs, space=space, seed=kw.get("seed", 0))
-    from pregen.spaces import get_space
+    from lcsim.tabular.spaces import get_space
 
     names = get_space(space).names
     configs = pd.DataFrame([{"config_id": r.config_id, **{k: r.config[k] for k in names},

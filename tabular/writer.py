@@ -163,7 +163,7 @@ class TableWriter:
         for k in ("schema_version", "dataset", "space", "epochs"):
             if k not in self.meta:
                 raise TableError(f"TableWriter: metadata lacks {k!r}; build it with "
-                                 "tabular.schema.build_meta")
+                                 "lcsim.tabular.schema.build_meta")
         self.epochs = int(self.meta["epochs"])
         self.space = _space_of(self.meta)
         self._configs_schema = configs_schema(self.space)

@@ -6,10 +6,9 @@ import math
 
 import pytest
 import torch
+from lcsim.hpo_sim.live.alrs import ALRSConfig, LRGradientProbe, alrs
 from torch import nn
 from torch.func import functional_call
-
-from hpo_sim.live.alrs import ALRSConfig, LRGradientProbe, alrs
 
 OPTIMIZERS = {
     "sgd-momentum": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),

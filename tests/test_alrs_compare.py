@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
-from hpo_sim.live import alrs_compare
-from hpo_sim.live.alrs_compare import Experiment, load_preset, run_experiment, summarize
+from lcsim.hpo_sim.live import alrs_compare
+from lcsim.hpo_sim.live.alrs_compare import Experiment, load_preset, run_experiment, summarize
 
 SMALL_MODEL = {
     "name": "tiny-cnn",
@@ -150,7 +149,7 @@ def test_resume_skips_finished_runs(tiny_results, tiny_mnist_root, monkeypatch):
 
 
 def test_cli_compare_writes_parquet_and_plot(tiny_mnist_root, tmp_path, capsys):
-    from analysis.cli import main
+    from lcsim.cli import main
 
     exp = dict(vars(tiny_experiment(seeds=(0,), seed_study_lrs=())))
     exp["methods"] = ["alrs", "standard", "grid"]
@@ -182,17 +181,18 @@ def test_cli_compare_writes_parquet_and_plot(tiny_mnist_root, tmp_path, capsys):
 
 
 def test_cli_alrs_prints_rate_and_cost(tiny_mnist_root, tmp_path, capsys, monkeypatch):
-    import pregen.models
-    from analysis.cli import main
+    from lcsim.pregen import models
+
+    from lcsim.cli import main
 
     # The CLI's wiring is under test, not mnist-cnn's 0.85 M parameters: build the tiny net.
     def tiny_named(name, *, in_shape, num_classes, seed=0):
         assert name == "mnist-cnn"
-        return pregen.models.build_model(
+        return models.build_model(
             "mnist", SMALL_MODEL["config"], in_shape=in_shape, num_classes=num_classes, seed=seed
         )
 
-    monkeypatch.setattr(pregen.models, "build_named_model", tiny_named)
+    monkeypatch.setattr(models, "build_named_model", tiny_named)
 
     trace = tmp_path / "trace.json"
     rc = main(

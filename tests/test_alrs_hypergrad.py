@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from hpo_sim.live.hypergrad import HypergradientLR
+from lcsim.hpo_sim.live.hypergrad import HypergradientLR
 
 
 def quadratic_step(

@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from lcsim.tabular.spaces import MNIST_SPACE
 
-from analysis.cli import main
-from pregen.spaces import MNIST_SPACE
+from lcsim.cli import main
 
 SMALL = {"c1_filters": 4, "c2_filters": 8, "fc_units": 16, "filter_size": 3, "pool1": 2,
          "pool2": 2, "learning_rate": 3e-3, "l2_weight": 0.0, "dropout": 0.1}
@@ -47,7 +47,7 @@ def test_index_selects_the_sobol_config(capsys):
     rc = main(["train", "--space", "cifar10", "--index", "5", "--sobol-seed", "3",
                "--dry-run"])
     out = capsys.readouterr().out
-    from pregen.spaces import CIFAR10_SPACE
+    from lcsim.tabular.spaces import CIFAR10_SPACE
 
     assert rc == 0 and CIFAR10_SPACE.to_json(CIFAR10_SPACE.config_at(5, 3)) in out
     assert "params" in out and "FLOPs" in out

@@ -1,4 +1,4 @@
-"""pregen.data: torchvision formats, splits, the shipped subset, errors, device batching."""
+"""lcsim.pregen.data: torchvision formats, splits, the shipped subset, errors, device batching."""
 
 import itertools
 
@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-
-from pregen.data import (
+from lcsim.pregen.data import (
     DATASETS,
     DatasetNotFoundError,
     _augment,
@@ -198,7 +197,7 @@ def test_normalisation_matches_torchvision_transforms(name, tiny_data_root):
     if name == "mnist":
         ds = torchvision.datasets.MNIST(tiny_data_root, train=False, transform=tf)
     else:
-        from pregen.data import _CIFAR10
+        from lcsim.pregen.data import _CIFAR10
 
         ds = _CIFAR10(tiny_data_root, train=False, transform=tf)
     x, y = next(d.batches("test", 8))

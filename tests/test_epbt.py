@@ -4,9 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
-
-from hpo_sim.live.epbt import (
+from lcsim.hpo_sim.live.epbt import (
     EPBTConfig,
     EPBTRun,
     _engine,
@@ -17,8 +15,9 @@ from hpo_sim.live.epbt import (
     step_lr,
     summarize,
 )
-from hpo_sim.live.epbt_engine import pbd_target
-from pregen.data import DeviceData
+from lcsim.hpo_sim.live.epbt_engine import pbd_target
+from lcsim.pregen.data import DeviceData
+from torch import nn
 
 
 def make_data(n_train=96, n_val=48, n_test=48, seed=0) -> DeviceData:
@@ -218,8 +217,8 @@ def test_epbt_runs_on_cuda_like_on_cpu():
 
 @pytest.mark.slow
 def test_epbt_learns_real_mnist_subset():
-    from hpo_sim.live.epbt_cli import load_preset, model_factory
-    from pregen.data import load_dataset
+    from lcsim.hpo_sim.live.epbt_cli import load_preset, model_factory
+    from lcsim.pregen.data import load_dataset
 
     preset = load_preset("mnist-small")
     d = load_dataset("mnist")

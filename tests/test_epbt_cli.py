@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from lcsim.hpo_sim.live.epbt import EPBTConfig
+from lcsim.hpo_sim.live.epbt_cli import PRESETS, closing_tables, load_preset
+from lcsim.hpo_sim.live.epbt_engine import Engine
 
-from hpo_sim.live.epbt import EPBTConfig
-from hpo_sim.live.epbt_cli import PRESETS, closing_tables, load_preset
-from hpo_sim.live.epbt_engine import Engine
 from tests.test_epbt import make_data, tiny_bn_net
 
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy import stats
-from torch import nn
-
-from hpo_sim.live import esgd
-from hpo_sim.live.esgd import (
+from lcsim.hpo_sim.live import esgd
+from lcsim.hpo_sim.live.esgd import (
     ESGDConfig,
     OptimizerPool,
     m_elitist_select,
@@ -18,8 +15,10 @@ from hpo_sim.live.esgd import (
     select_parents,
     sgd_step,
 )
-from hpo_sim.live.population import Population, StackedOptimizer, evaluate, train_step
-from pregen.data import DeviceData
+from lcsim.hpo_sim.live.population import Population, StackedOptimizer, evaluate, train_step
+from lcsim.pregen.data import DeviceData
+from scipy import stats
+from torch import nn
 
 
 def tiny_data(n_train: int = 96, n_test: int = 48, seed: int = 0) -> DeviceData:
@@ -283,7 +282,7 @@ def test_bad_settings_are_named():
 @pytest.mark.slow
 def test_m_elitist_guarantee_on_shipped_mnist():
     """The theorem on real digits: the shipped MNIST subset, the mnist-small preset's CNN."""
-    from hpo_sim.live.esgd_cli import load_data, load_preset, model_factory
+    from lcsim.hpo_sim.live.esgd_cli import load_data, load_preset, model_factory
 
     preset = load_preset("mnist-small")
     data = load_data(preset, None, "cpu", 512)

@@ -7,10 +7,10 @@ import json
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from lcsim.hpo_sim.live.esgd import ESGDConfig
+from lcsim.hpo_sim.live.esgd_cli import PRESETS, load_preset
 
-from analysis.cli import main
-from hpo_sim.live.esgd import ESGDConfig
-from hpo_sim.live.esgd_cli import PRESETS, load_preset
+from lcsim.cli import main
 
 TINY_MODEL = {"space": "mnist", "config": {
     "c1_filters": 2, "c2_filters": 2, "fc_units": 8, "filter_size": 3, "pool1": 2, "pool2": 2,

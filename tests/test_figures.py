@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from lcsim.analysis import figures_choi as fc
+from lcsim.analysis import figures_live as fl
+from lcsim.tabular.testing import make_table
 from matplotlib.figure import Figure
-
-from analysis import figures_choi as fc
-from analysis import figures_live as fl
-from tabular.testing import make_table
 
 
 def _acc(i: int, e: np.ndarray) -> np.ndarray:
@@ -89,8 +88,8 @@ def test_hyperparameter_panels_of_imported_table():
     """A table of unknown space: JSON hyperparameters, log x where values span 2+ decades."""
     import json
 
-    from tabular.table import LookupTable
-    from tabular.testing import make_meta
+    from lcsim.tabular.table import LookupTable
+    from lcsim.tabular.testing import make_meta
 
     n, T = 12, 3
     hp = [{"lr": 10.0 ** -(i % 4 + 1), "opt": "ab"[i % 2], "width": i % 3 + 1} for i in range(n)]
@@ -190,7 +189,7 @@ def test_best_so_far_panels():
 
 # ------------------------------------------------------------------------ ALRS
 def _alrs_runs() -> pd.DataFrame:
-    """hpo_sim.live.alrs_compare runs: per-batch loss scale * (1 + s) / b for batch b."""
+    """lcsim.hpo_sim.live.alrs_compare runs: per-batch loss scale * (1 + s) / b for batch b."""
     rows = []
     for opt in ("adam", "momentum"):
         for m, scale, lr in (("standard", 1.0, 1e-3), ("alrs", 0.5, 2e-3), ("x10", 4.0, 1e-2)):

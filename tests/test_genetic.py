@@ -2,9 +2,7 @@
 
 import numpy as np
 import pytest
-from scipy import stats
-
-from hpo_sim.live.genetic import (
+from lcsim.hpo_sim.live.genetic import (
     HSpace,
     elite_select,
     mutate,
@@ -14,6 +12,7 @@ from hpo_sim.live.genetic import (
     tournament_select,
     uniform_crossover,
 )
+from scipy import stats
 
 SPACE = HSpace.build(
     [("a", -10, 10), ("b", -10, 10), ("lr", 1e-3, 1.0, True), ("n", 1, 50, False, True)]

@@ -5,16 +5,15 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
-from pregen.models import (
+from lcsim.pregen.models import (
     NAMED_MODELS,
     build_model,
     build_named_model,
     count_params,
     forward_flops,
 )
-from pregen.spaces import CIFAR10_SPACE, MNIST_SPACE
+from lcsim.tabular.spaces import CIFAR10_SPACE, MNIST_SPACE
+from torch import nn
 
 IN_SHAPE = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 N_DEFAULT_CORNERS = 6  # seeded subset per space by default; all 2^9 + 2^10 under -m slow

@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
+from lcsim.hpo_sim.live.genetic import HSpace
+from lcsim.hpo_sim.live.pbt import PBT_SPACE, PBTConfig, exploit, explore
 from scipy import stats
-
-from hpo_sim.live.genetic import HSpace
-from hpo_sim.live.pbt import PBT_SPACE, PBTConfig, exploit, explore
 
 
 def test_exploit_copies_top_quarter_over_bottom_quarter():

@@ -6,9 +6,7 @@ import copy
 
 import pytest
 import torch
-from torch import nn
-
-from hpo_sim.live.population import (
+from lcsim.hpo_sim.live.population import (
     Population,
     StackedOptimizer,
     cross_entropy_per_member,
@@ -16,7 +14,8 @@ from hpo_sim.live.population import (
     recalibrate_bn,
     train_step,
 )
-from pregen.trainer import make_optimizer
+from lcsim.pregen.trainer import make_optimizer
+from torch import nn
 
 
 def _net(dropout: float = 0.0) -> nn.Module:

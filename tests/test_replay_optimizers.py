@@ -2,9 +2,7 @@
 
 import numpy as np
 import pytest
-from scipy.stats import mannwhitneyu
-
-from hpo_sim.replay import (
+from lcsim.hpo_sim.replay import (
     OPTIMIZERS,
     SMAC,
     Goal,
@@ -13,7 +11,8 @@ from hpo_sim.replay import (
     candidate_rows,
     replay,
 )
-from tabular.testing import make_table
+from lcsim.tabular.testing import make_table
+from scipy.stats import mannwhitneyu
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-
-from hpo_sim.replay import (
+from lcsim.hpo_sim.replay import (
     ETR1,
     ETR2,
     AnyOf,
@@ -16,7 +15,7 @@ from hpo_sim.replay import (
     parse_rules,
     replay,
 )
-from tabular.testing import make_table
+from lcsim.tabular.testing import make_table
 
 
 def _state(curves, num_classes=10):

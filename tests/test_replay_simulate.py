@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-
-from hpo_sim.replay import EventHeap, Goal, ReplayConfig, SimClock, epoch_costs, replay
-from tabular.testing import make_table
+from lcsim.hpo_sim.replay import EventHeap, Goal, ReplayConfig, SimClock, epoch_costs, replay
+from lcsim.tabular.testing import make_table
 
 T = 5
 
@@ -152,7 +151,7 @@ def test_goal_parsing_and_validation():
     {"max_evals": 9}, {"max_time": 60.0}, {"goal": Goal(top_percent=10)},
 ])
 def test_numpy_random_search_equals_the_event_loop(kw):
-    from hpo_sim.replay.fast import eligible, random_search_runs
+    from lcsim.hpo_sim.replay.fast import eligible, random_search_runs
 
     st = {0: "diverged", 1: "failed", 5: ("diverged", 1), 9: ("diverged", 2)}
     t = make_table(40, T, _fn, seconds=_seconds, status=st)

@@ -5,8 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
-from hpo_sim.replay import (
+from lcsim.hpo_sim.replay import (
     Goal,
     ReplayConfig,
     audit_frame,
@@ -19,8 +18,8 @@ from hpo_sim.replay import (
     with_baselines,
     write_outputs,
 )
-from hpo_sim.replay.study import PRESET_DIR
-from tabular.testing import make_table, write_table
+from lcsim.hpo_sim.replay.study import PRESET_DIR
+from lcsim.tabular.testing import make_table, write_table
 
 T = 6
 
@@ -133,7 +132,7 @@ def test_shipped_presets_parse():
 
 
 def test_cli_replay_and_study(tmp_path, capsys):
-    from analysis.cli import main
+    from lcsim.cli import main
 
     path = write_table(tmp_path / "t", 30, T, _fn, per_shard=30)
     out = tmp_path / "o"
@@ -183,7 +182,7 @@ def test_dask_scheduler_gives_the_same_results(tmp_path):
 
 
 def test_cli_bad_input_is_one_line_and_status_2(tmp_path, capsys):
-    from analysis.cli import main
+    from lcsim.cli import main
 
     path = write_table(tmp_path / "t", 10, T, _fn, per_shard=10)
     assert main(["replay", "--table", str(path), "--rule", "etr2:p=2", "--no-progress"]) == 2
@@ -221,8 +220,8 @@ def test_resume_dir_skips_finished_runs(table, tmp_path):
 
 
 def test_summary_quantiles_treat_unreached_goals_as_infinite():
-    from hpo_sim.replay.simulate import RunResult
-    from hpo_sim.replay.study import _pct
+    from lcsim.hpo_sim.replay.simulate import RunResult
+    from lcsim.hpo_sim.replay.study import _pct
 
     x = np.array([1.0, 2.0, np.inf, np.inf])
     assert _pct(x, 50) == np.inf and _pct(x, 25) == pytest.approx(1.75)

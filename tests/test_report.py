@@ -8,20 +8,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from analysis.cli import main as lcsim
-from analysis.report import render_report
-from analysis.results import LiveResults, load_alrs, load_epbt, load_esgd, load_replay
-from hpo_sim.replay.simulate import Goal, ReplayConfig
-from hpo_sim.replay.study import (
+from lcsim.analysis.report import render_report
+from lcsim.analysis.results import LiveResults, load_alrs, load_epbt, load_esgd, load_replay
+from lcsim.hpo_sim.replay.simulate import Goal, ReplayConfig
+from lcsim.hpo_sim.replay.study import (
     audit_frame,
     run_settings,
     summarize,
     with_baselines,
     write_outputs,
 )
-from tabular.table import LookupTable
-from tabular.testing import write_table
+from lcsim.tabular.table import LookupTable
+from lcsim.tabular.testing import write_table
+
+from lcsim.cli import main as lcsim
 
 
 def _acc(i: int, e: np.ndarray) -> np.ndarray:
@@ -127,7 +127,7 @@ def _epbt_dir(root: Path) -> Path:
 
 
 def _alrs_dir(root: Path) -> Path:
-    """hpo_sim.live.alrs_compare output layout: runs / seed_study / summary Parquet files."""
+    """lcsim.hpo_sim.live.alrs_compare output layout: runs / seed_study / summary Parquet files."""
     root.mkdir(parents=True)
     runs = pd.DataFrame([dict(experiment="e", dataset="mnist", optimizer="adam", method=m,
                               seed=s, lr=lr, final_loss=0.5, status="complete",
@@ -211,7 +211,7 @@ def test_cli_report_bad_directory_is_a_clear_error(tmp_path, capsys):
 
 
 def test_report_from_shipped_table(replay_dir, tmp_path):
-    from tabular.table import shipped_tables
+    from lcsim.tabular.table import shipped_tables
 
     if not shipped_tables():
         pytest.skip("no table is shipped in tabular/data yet")

@@ -20,18 +20,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from pregen.runner import (
+from lcsim.pregen.runner import (
     Dispatcher,
     RunConfig,
     config_seed,
     order_jobs,
     run,
-    table_status,
 )
-from pregen.workers import ENV_NAN, ENV_OOM, DeviceGate, EpochConcurrency, Job, Outcome
-from tabular.table import LookupTable
-from tabular.writer import held_ids
+from lcsim.pregen.workers import ENV_NAN, ENV_OOM, DeviceGate, EpochConcurrency, Job, Outcome
+from lcsim.tabular.status import table_status
+from lcsim.tabular.table import LookupTable
+from lcsim.tabular.writer import held_ids
 
 N_CONFIGS = 6
 REPO = Path(__file__).resolve().parents[1]
@@ -136,7 +135,7 @@ def test_runconfig_rejects_bad_values(tmp_path):
 
 
 def test_run_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
-    from analysis.cli import main
+    from lcsim.cli import main
 
     rc = main(["pregen", "run", "--space", "mnist", "--n-configs", "4", "--index-range",
                "3:9", "--out", str(tmp_path / "t"), "--no-progress"])
@@ -210,7 +209,7 @@ def test_rerun_skips_held_configs(reference, data_root):
 
 def test_killed_run_resumes_to_the_same_table(reference, data_root, tmp_path):
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "analysis.cli", "pregen", "run", "--space", "mnist",
+    cmd = [sys.executable, "-m", "lcsim", "pregen", "run", "--space", "mnist",
            "--data-root", str(data_root), "--n-configs", str(N_CONFIGS), "--epochs", "2",
            "--max-train", "32", "--seed", "3", "--out", str(out), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -284,7 +283,7 @@ def test_index_range_trains_only_its_ids(data_root, tmp_path):
 
 
 def test_status_cli_reports_counts_and_eta(reference, capsys):
-    from analysis.cli import main
+    from lcsim.cli import main
 
     assert main(["pregen", "status", str(reference.path), "--n-configs", "10"]) == 0
     text = capsys.readouterr().out
@@ -306,7 +305,7 @@ def test_worker_pool_two_per_device_measures_solo_time(reference, data_root, tmp
 
 def test_pool_path_is_used_with_two_workers(monkeypatch, data_root, tmp_path):
     # without spawning: the runner must hand a K=2 run to the pool, not train inline
-    import pregen.runner as runner
+    import lcsim.pregen.runner as runner
 
     seen = {}
 
@@ -335,8 +334,8 @@ def test_localcluster_with_a_worker_process_equals_local_run(reference, data_roo
 
 
 def test_status_eta_from_shard_commit_times(tmp_path):
-    from tabular.testing import make_meta, make_results
-    from tabular.writer import TableWriter
+    from lcsim.tabular.testing import make_meta, make_results
+    from lcsim.tabular.writer import TableWriter
 
     T = 2
     meta = make_meta(T, n_configs=10)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from lcsim.tabular import LookupTable, TableWriter, held_ids
+from lcsim.tabular.testing import make_meta, make_results, write_table
+from lcsim.tabular.validate import merge_table, validate_table
 
-from analysis.cli import main
-from tabular import LookupTable, TableWriter, held_ids
-from tabular.testing import make_meta, make_results, write_table
-from tabular.validate import merge_table, validate_table
+from lcsim.cli import main
 
 T = 5
 

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from lcsim.tabular import LookupTable, TableError
+from lcsim.tabular.importer import import_csv
+from lcsim.tabular.validate import validate_table
 
-from analysis.cli import main
-from tabular import LookupTable, TableError
-from tabular.importer import import_csv
-from tabular.validate import validate_table
+from lcsim.cli import main
 
 T = 4
 
@@ -49,7 +49,7 @@ def test_import_without_space_round_trips(tmp_path):
 
 
 def test_import_with_space_gives_typed_columns(tmp_path):
-    from pregen.spaces import MNIST_SPACE
+    from lcsim.tabular.spaces import MNIST_SPACE
     cfgs = MNIST_SPACE.configs(0, 3, seed=5)
     csv = long_csv(tmp_path / "c.csv", n=3, hp=lambda c: cfgs[c],
                    extra=lambda df: df.assign(config=df.config.str.replace("run-", "1")))

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from tabular import LookupTable, TableError
-from tabular.testing import make_frames, make_results, make_table, write_table
+from lcsim.tabular import LookupTable, TableError
+from lcsim.tabular.testing import make_frames, make_results, make_table, write_table
 
 T = 8
 
@@ -147,8 +146,8 @@ def test_cache_is_used_and_invalidated(tmp_path):
     t = LookupTable.open(d)
     assert cache.stat().st_mtime_ns == stamp and len(t) == 10
     assert t.config(3) == LookupTable.open(d, cache=False).config(3)
-    from tabular.testing import make_meta
-    from tabular.writer import TableWriter
+    from lcsim.tabular.testing import make_meta
+    from lcsim.tabular.writer import TableWriter
     TableWriter(d, make_meta(T)).write(make_results(2, T, curve, start=10))
     assert len(LookupTable.open(d)) == 12  # new shard -> new cache key
 
@@ -178,15 +177,15 @@ def test_no_writable_cache_anywhere_still_opens(tmp_path, monkeypatch):
 
 def test_open_rejects_duplicate_config_across_shards(tmp_path):
     d = write_table(tmp_path / "t", 6, T, curve, per_shard=6)
-    from tabular.testing import make_meta
-    from tabular.writer import TableWriter
+    from lcsim.tabular.testing import make_meta
+    from lcsim.tabular.writer import TableWriter
     TableWriter(d, make_meta(T)).write(make_results(1, T, curve, start=2))
     with pytest.raises(TableError, match="config_id 2 appears more than once"):
         LookupTable.open(d)
 
 
 def test_open_default_without_shipped_table_is_a_clear_error(monkeypatch, tmp_path):
-    import tabular.table as tt
+    import lcsim.tabular.table as tt
     monkeypatch.setattr(tt, "DATA_DIR", tmp_path)
     with pytest.raises(TableError, match="no default table"):
         LookupTable.open("default")

@@ -10,11 +10,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from lcsim.tabular import LookupTable, TableError
+from lcsim.tabular.testing import write_table
+from lcsim.tabular.validate import merge_table, validate_table
 
-from analysis.cli import main
-from tabular import LookupTable, TableError
-from tabular.testing import write_table
-from tabular.validate import merge_table, validate_table
+from lcsim.cli import main
 
 T = 6
 

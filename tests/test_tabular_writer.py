@@ -9,10 +9,9 @@ import time
 
 import numpy as np
 import pytest
-
-from tabular import ConfigResult, LookupTable, TableError, TableWriter, held_ids
-from tabular.testing import make_meta, make_results
-from tabular.validate import validate_table
+from lcsim.tabular import ConfigResult, LookupTable, TableError, TableWriter, held_ids
+from lcsim.tabular.testing import make_meta, make_results
+from lcsim.tabular.validate import validate_table
 
 T = 5
 
@@ -31,7 +30,7 @@ def _write_ids(d: str, ids: list[int], per_shard: int) -> None:
 
 def _write_then_die(d: str, when: str) -> None:
     # child process: SIGKILL itself at a chosen point inside the commit protocol
-    import tabular.writer as tw
+    import lcsim.tabular.writer as tw
 
     real = tw.write_parquet_atomic
 
@@ -64,7 +63,8 @@ def ctx():
     # forkserver: children fork from a clean server that imported lcsim and scipy once (fast),
     # never from this process, which holds pyarrow's threads
     c = mp.get_context("forkserver")
-    c.set_forkserver_preload(["pregen.spaces", "tabular.testing", "tabular.validate"])
+    c.set_forkserver_preload(
+        ["lcsim.tabular.spaces", "lcsim.tabular.testing", "lcsim.tabular.validate"])
     return c
 
 

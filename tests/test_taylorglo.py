@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 import torch
-
-from hpo_sim.live.taylorglo import TaylorGLOLoss, taylorglo_loss, taylorglo_terms
+from lcsim.hpo_sim.live.taylorglo import TaylorGLOLoss, taylorglo_loss, taylorglo_terms
 
 THETA = [0.3, -0.2, 1.5, -2.0, 3.0, 0.7, -1.1, 2.4]
 
@@ -96,7 +95,8 @@ def test_bad_theta_raises_with_the_shape():
 
 
 def test_drop_in_loss_trains_with_the_pregen_trainer():
-    from pregen.trainer import TrainSpec, train
+    from lcsim.pregen.trainer import TrainSpec, train
+
     from tests.test_epbt import make_data, tiny_bn_net
 
     data = make_data()

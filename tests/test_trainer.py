@@ -6,10 +6,8 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
-
-from pregen.models import build_model
-from pregen.spaces import MNIST_SPACE
-from pregen.trainer import (
+from lcsim.pregen.models import build_model
+from lcsim.pregen.trainer import (
     OPTIMIZERS,
     SCHEDULES,
     TrainSpec,
@@ -20,6 +18,7 @@ from pregen.trainer import (
     train,
     train_config,
 )
+from lcsim.tabular.spaces import MNIST_SPACE
 
 SMALL = {"c1_filters": 4, "c2_filters": 8, "fc_units": 32, "filter_size": 3, "pool1": 2,
          "pool2": 2, "learning_rate": 3e-3, "l2_weight": 0.0, "dropout": 0.0}
@@ -177,7 +176,7 @@ def test_trainspec_rejects_bad_values_naming_them(bad):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_the_cpu_contract(tiny_mnist_root):
-    from pregen.data import load_dataset
+    from lcsim.pregen.data import load_dataset
 
     data = load_dataset("mnist", tiny_mnist_root, device="cuda")
     r = train(small_model(), data, spec(bf16=True, channels_last=True), device="cuda")
@@ -206,7 +205,7 @@ def test_an_epoch_reads_the_device_only_at_checks(check_every, max_reads, tiny_m
     opt = make_optimizer("momentum", model.parameters(), 0.01)
     s = spec(batch_size=16, check_every=check_every, l2_weight=1e-4)
     calls = _count_host_reads(monkeypatch)
-    from pregen.trainer import train_epoch
+    from lcsim.pregen.trainer import train_epoch
 
     loss = train_epoch(model, tiny_mnist_data, opt, s, generator=torch.Generator().manual_seed(0))
     monkeypatch.undo()
@@ -218,8 +217,8 @@ def test_an_epoch_reads_the_device_only_at_checks(check_every, max_reads, tiny_m
 def test_cuda_epoch_has_no_per_batch_sync(tiny_mnist_root):
     import warnings
 
-    from pregen.data import load_dataset
-    from pregen.trainer import train_epoch
+    from lcsim.pregen.data import load_dataset
+    from lcsim.pregen.trainer import train_epoch
 
     data = load_dataset("mnist", tiny_mnist_root, device="cuda")
     model = small_model().cuda()

@@ -34,14 +34,14 @@ print("results in", OUT)"""
 OPEN_TABLE = """\
 import numpy as np
 
-from tabular.schema import TableError
-from tabular.table import LookupTable
+from lcsim.tabular.schema import TableError
+from lcsim.tabular.table import LookupTable
 
 try:
     table = LookupTable.open("default")
 except TableError as e:  # no table shipped yet: a synthetic one with the same shape of data
     print(f"no shipped default table ({e}); using a synthetic table")
-    from tabular.testing import make_table
+    from lcsim.tabular.testing import make_table
 
     def curve(i, e):
         rng = np.random.default_rng(i)
@@ -67,7 +67,7 @@ simulated clock (seconds of CPU), written to files and read back the way `lcsim 
     new_code_cell(OPEN_TABLE),
     new_markdown_cell("## Learning curves (Figs 1-2) and hyperparameters"),
     new_code_cell("""\
-from analysis import final_accuracy_vs_hyperparameters, learning_curves
+from lcsim.analysis import final_accuracy_vs_hyperparameters, learning_curves
 
 display(learning_curves(table, n=100, seed=0))
 display(final_accuracy_vs_hyperparameters(table))"""),
@@ -80,8 +80,8 @@ the table's final accuracies. The paper uses 50 repeats and SMAC with 50 trees; 
 repeats and 20 trees keep the notebook fast (`lcsim study --preset choi-fig4` runs the full
 setting)."""),
     new_code_cell("""\
-from hpo_sim.replay.simulate import Goal, ReplayConfig
-from hpo_sim.replay.study import (
+from lcsim.hpo_sim.replay.simulate import Goal, ReplayConfig
+from lcsim.hpo_sim.replay.study import (
     audit_frame,
     format_summary,
     run_settings,
@@ -102,7 +102,7 @@ print(format_summary(summary, audit))
 write_outputs(OUT / "study", settings, results, summary, audit, {"notebook": "choi"})"""),
     new_markdown_cell("## Time to goal per rule (Figs 4-5) and SMAC vs random search"),
     new_code_cell("""\
-from analysis import best_so_far, load_replay, time_to_goal_distributions
+from lcsim.analysis import best_so_far, load_replay, time_to_goal_distributions
 
 study = load_replay(OUT / "study")
 for opt, runs in study.runs.groupby("optimizer"):
@@ -111,7 +111,7 @@ no_rule = study.traces[study.traces["rules"] == "none"]
 display(best_so_far(no_rule, panel_col="goal", goal=study.goal_accuracy()))"""),
     new_markdown_cell("## Everything as one HTML page (`lcsim report`)"),
     new_code_cell("""\
-from analysis import render_report
+from lcsim.analysis import render_report
 
 done = render_report(OUT / "report", table=table, replays=[study])
 print(len(done["written"]), "figures; open", OUT / "report" / "index.html")
@@ -132,7 +132,7 @@ seeds, three LR seeds), run through the same command with a preset file written 
     new_code_cell("""\
 import json
 
-from analysis.cli import main as lcsim
+from lcsim.cli import main as lcsim
 
 small_cnn = {"c1_filters": 8, "c2_filters": 16, "fc_units": 64, "filter_size": 3, "pool1": 2,
              "pool2": 2, "dropout": 0.0, "activation": "relu", "regularizer": "none"}
@@ -148,7 +148,9 @@ rc = lcsim(["live", "alrs-compare", "--preset", str(OUT / "alrs-tiny.json"),
             "--out", str(OUT / "alrs"), "--no-progress"])
 assert rc == 0"""),
     new_code_cell("""\
-from analysis import alrs_curves, alrs_loss_curves, alrs_seed_figure, alrs_seed_table, load_alrs
+from lcsim.analysis import (
+    alrs_curves, alrs_loss_curves, alrs_seed_figure, alrs_seed_table, load_alrs,
+)
 
 alrs = load_alrs(OUT / "alrs")
 display(alrs_loss_curves(alrs_curves(alrs.records), smooth=5))
@@ -168,14 +170,14 @@ first 256 digits of the shipped MNIST subset), run through the same command line
 writes one Parquet file of records per method."""),
     new_code_cell(SETUP),
     new_code_cell("""\
-from analysis.cli import main as lcsim
+from lcsim.cli import main as lcsim
 
 rc = lcsim(["live", "esgd", "--preset", "mnist-small", "--method", "esgd", "population",
             "single", "--mu", "4", "--lam", "6", "--generations", "3",
             "--train-examples", "256", "--out", str(OUT / "esgd")])
 assert rc == 0"""),
     new_code_cell("""\
-from analysis import esgd_fitness_bands, esgd_offspring_share, load_esgd
+from lcsim.analysis import esgd_fitness_bands, esgd_offspring_share, load_esgd
 
 esgd = load_esgd(OUT / "esgd")
 display(esgd_fitness_bands(esgd.records))
@@ -196,11 +198,11 @@ two seeds) and are written in the layout of `lcsim live epbt --out DIR`."""),
     new_code_cell("""\
 import dataclasses
 
-from hpo_sim.live.epbt import EPBTConfig, run
-from hpo_sim.live.epbt_cli import closing_tables
-from pregen.data import load_dataset
-from pregen.models import build_model
-from pregen.spaces import get_space
+from lcsim.hpo_sim.live.epbt import EPBTConfig, run
+from lcsim.hpo_sim.live.epbt_cli import closing_tables
+from lcsim.pregen.data import load_dataset
+from lcsim.pregen.models import build_model
+from lcsim.tabular.spaces import get_space
 
 data = load_dataset("mnist")  # the shipped 10k subset
 data = dataclasses.replace(data, train_x=data.train_x[:512], train_y=data.train_y[:512],
@@ -225,7 +227,7 @@ for method in ("epbt", "pbt", "baseline"):
         res.records.to_parquet(d / "records.parquet")
         res.lineage.to_parquet(d / "lineage.parquet")"""),
     new_code_cell("""\
-from analysis import (
+from lcsim.analysis import (
     epbt_best_hyperparameters,
     epbt_test_accuracy,
     load_epbt,

@@ -40,10 +40,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
+from lcsim.hpo_sim.live.search import SBF, ParameterSearch, SBFConfig
 from torch import nn
 from torch.func import functional_call
-
-from hpo_sim.live.search import SBF, ParameterSearch, SBFConfig
 
 __all__ = ["ALRSConfig", "ALRSResult", "LRGradientProbe", "SignalRecord", "alrs"]
 

@@ -47,12 +47,11 @@ def register(live_sub: argparse._SubParsersAction) -> None:
 
 def _alrs(args: argparse.Namespace) -> int:
     import torch
-
-    from hpo_sim.live.alrs import ALRSConfig, alrs
-    from hpo_sim.live.alrs_compare import _num_batches
-    from pregen.data import load_dataset
-    from pregen.models import build_named_model
-    from pregen.trainer import make_optimizer, seeds
+    from lcsim.hpo_sim.live.alrs import ALRSConfig, alrs
+    from lcsim.hpo_sim.live.alrs_compare import _num_batches
+    from lcsim.pregen.data import load_dataset
+    from lcsim.pregen.models import build_named_model
+    from lcsim.pregen.trainer import make_optimizer, seeds
 
     if args.batch_size < 1:
         raise SystemExit(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -95,8 +94,7 @@ def _alrs(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     import pandas as pd
-
-    from hpo_sim.live.alrs_compare import (
+    from lcsim.hpo_sim.live.alrs_compare import (
         experiment_meta,
         format_summary,
         load_preset,

@@ -44,11 +44,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from lcsim.hpo_sim.live.alrs import ALRSConfig, alrs
+from lcsim.hpo_sim.live.hypergrad import HypergradientLR
+from lcsim.hpo_sim.live.search import SBF
 from torch import nn
-
-from hpo_sim.live.alrs import ALRSConfig, alrs
-from hpo_sim.live.hypergrad import HypergradientLR
-from hpo_sim.live.search import SBF
 
 __all__ = [
     "METHODS",
@@ -154,7 +153,7 @@ def load_preset(name: str) -> tuple[dict[str, Any], list[Experiment]]:
 
 
 def _load_data(exp: Experiment, device: str, data_root: str | None):
-    from pregen.data import load_dataset
+    from lcsim.pregen.data import load_dataset
 
     data = load_dataset(exp.dataset, data_root, val_size=exp.val_size, device=device)
     if exp.train_subset is not None:
@@ -169,7 +168,7 @@ def _load_data(exp: Experiment, device: str, data_root: str | None):
 
 
 def _build_model(exp: Experiment, data, init_seed: int, device: str) -> nn.Module:
-    from pregen.models import build_model, build_named_model
+    from lcsim.pregen.models import build_model, build_named_model
 
     kw = {"in_shape": data.in_shape, "num_classes": data.num_classes, "seed": init_seed}
     if "named" in exp.model:
@@ -187,8 +186,8 @@ def _num_batches(data, batch_size: int) -> int:
 
 def _train(exp: Experiment, data, model, optimizer, seed: int, device: str) -> dict[str, Any]:
     """Train with `optimizer` via pregen.trainer.train_epoch; per-batch losses are recorded."""
-    from pregen.models import fork_seeded
-    from pregen.trainer import TrainSpec, evaluate, seeds, train_epoch
+    from lcsim.pregen.models import fork_seeded
+    from lcsim.pregen.trainer import TrainSpec, evaluate, seeds, train_epoch
 
     _, data_seed, dropout_seed = seeds(seed)
     gen = torch.Generator(device=device).manual_seed(data_seed)
@@ -227,7 +226,7 @@ def _train(exp: Experiment, data, model, optimizer, seed: int, device: str) -> d
 
 
 def _alrs_rate(exp, data, opt_name, seed, device, initial_lr=1.0):
-    from pregen.trainer import make_optimizer, seeds
+    from lcsim.pregen.trainer import make_optimizer, seeds
 
     init_seed, data_seed, dropout_seed = seeds(seed)
     model = _build_model(exp, data, init_seed, device)
@@ -258,10 +257,9 @@ def _range_test(exp, data, opt_name, seed, device) -> tuple[float, float, int]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from lcsim.pregen.models import fork_seeded
+    from lcsim.pregen.trainer import make_optimizer, seeds
     from torch_lr_finder import LRFinder, TrainDataLoaderIter
-
-    from pregen.models import fork_seeded
-    from pregen.trainer import make_optimizer, seeds
 
     init_seed, data_seed, dropout_seed = seeds(seed)
     model = _build_model(exp, data, init_seed, device)
@@ -288,9 +286,8 @@ def _range_test(exp, data, opt_name, seed, device) -> tuple[float, float, int]:
 
 
 def _one_run(exp, data, opt_name, method, seed, device, grid_lr=None) -> dict[str, Any]:
+    from lcsim.pregen.trainer import make_optimizer, seeds
     from prodigyopt import Prodigy
-
-    from pregen.trainer import make_optimizer, seeds
 
     init_seed = seeds(seed)[0]
     std = exp.standard_lr[opt_name]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 
-_METHODS = ("hpo_sim.live.alrs_cli", "hpo_sim.live.esgd_cli", "hpo_sim.live.epbt_cli")
+_METHODS = (
+    "lcsim.hpo_sim.live.alrs_cli", "lcsim.hpo_sim.live.esgd_cli", "lcsim.hpo_sim.live.epbt_cli",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -28,8 +28,8 @@ def provenance(device: str) -> dict:
 
 def model_factory(preset: dict, data):
     """`seed -> nn.Module` from the preset's model: {"named": NAME} or {"space", "config"}."""
-    from pregen.models import build_model, build_named_model
-    from pregen.spaces import get_space
+    from lcsim.pregen.models import build_model, build_named_model
+    from lcsim.tabular.spaces import get_space
 
     spec = preset["model"]
     if "named" in spec:

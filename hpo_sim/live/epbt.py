@@ -38,13 +38,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from lcsim.hpo_sim.live import genetic, pbt
+from lcsim.hpo_sim.live.epbt_engine import Engine, cat_optimizers, pbd_target, take_optimizer
+from lcsim.hpo_sim.live.genetic import HSpace
+from lcsim.hpo_sim.live.population import Population, StackedOptimizer
+from lcsim.hpo_sim.live.taylorglo import THETA_HIGH, THETA_LOW, as_target, taylorglo_loss
 from torch import Tensor, nn
-
-from hpo_sim.live import genetic, pbt
-from hpo_sim.live.epbt_engine import Engine, cat_optimizers, pbd_target, take_optimizer
-from hpo_sim.live.genetic import HSpace
-from hpo_sim.live.population import Population, StackedOptimizer
-from hpo_sim.live.taylorglo import THETA_HIGH, THETA_LOW, as_target, taylorglo_loss
 
 __all__ = [
     "METHODS",

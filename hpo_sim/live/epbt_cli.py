@@ -26,7 +26,7 @@ from dataclasses import asdict, replace
 from importlib import resources
 from pathlib import Path
 
-from hpo_sim.live.cli_common import model_factory, provenance
+from lcsim.hpo_sim.live.cli_common import model_factory, provenance
 
 __all__ = ["register", "load_preset", "main_epbt"]
 
@@ -40,7 +40,7 @@ def load_preset(name_or_path: str) -> dict:
     if p.suffix == ".json" and p.exists():
         text = p.read_text()
     else:
-        f = resources.files("hpo_sim.live") / "presets" / f"epbt-{name_or_path}.json"
+        f = resources.files("lcsim.hpo_sim.live") / "presets" / f"epbt-{name_or_path}.json"
         if not f.is_file():
             raise ValueError(f"unknown EPBT preset {name_or_path!r}; choose from "
                              f"{', '.join(PRESETS)} or pass a .json path")
@@ -82,10 +82,9 @@ def _write(df, path: Path, meta: dict) -> None:
 
 def main_epbt(args: argparse.Namespace) -> int:
     import pandas as pd
+    from lcsim.hpo_sim.live.epbt import EPBTConfig, run
+    from lcsim.pregen.data import load_dataset
     from tqdm import tqdm
-
-    from hpo_sim.live.epbt import EPBTConfig, run
-    from pregen.data import load_dataset
 
     preset = load_preset(args.preset)
     methods = list(_METHODS) if "all" in args.method else list(dict.fromkeys(args.method))
@@ -131,8 +130,7 @@ def closing_tables(records):
     each baseline's mean final accuracy, per EPBT seed, then mean) as one DataFrame."""
     import numpy as np
     import pandas as pd
-
-    from hpo_sim.live.epbt import epochs_to_pass, summarize
+    from lcsim.hpo_sim.live.epbt import epochs_to_pass, summarize
 
     curves = summarize(records)
     final = curves[curves.generation == curves.groupby(["method", "seed"]).generation

@@ -14,16 +14,15 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch import Tensor, nn
-
-from hpo_sim.live.population import (
+from lcsim.hpo_sim.live.population import (
     Population,
     StackedOptimizer,
     evaluate,
     recalibrate_bn,
     train_step,
 )
-from hpo_sim.live.taylorglo import as_target
+from lcsim.hpo_sim.live.taylorglo import as_target
+from torch import Tensor, nn
 
 __all__ = ["Engine", "pbd_target", "take_optimizer", "cat_optimizers"]
 

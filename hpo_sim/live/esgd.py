@@ -56,15 +56,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
-
-from hpo_sim.live.population import (
+from lcsim.hpo_sim.live.population import (
     Population,
     StackedOptimizer,
     evaluate,
     recalibrate_bn,
     train_step,
 )
+from torch import nn
 
 __all__ = [
     "METHODS",
@@ -511,8 +510,8 @@ def _final(pop: Population, fit: np.ndarray, ids: np.ndarray, data, cfg) -> pd.D
 def _run_single(cfg, model_factory, data, *, device, progress) -> RunResult:
     """One model, one fixed optimizer (torch.optim via pregen.trainer.make_optimizer, epochs by
     pregen.trainer.train_epoch), the same epoch budget; fitness recorded every K_s epochs."""
-    from pregen.models import fork_seeded
-    from pregen.trainer import TrainSpec, make_optimizer, train_epoch
+    from lcsim.pregen.models import fork_seeded
+    from lcsim.pregen.trainer import TrainSpec, make_optimizer, train_epoch
 
     ss = np.random.SeedSequence(cfg.seed)
     s_init, _, s_torch, s_data = ss.spawn(4)

@@ -21,7 +21,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from hpo_sim.live.cli_common import model_factory, provenance
+from lcsim.hpo_sim.live.cli_common import model_factory, provenance
 
 __all__ = ["PRESETS", "load_preset", "main_esgd", "register"]
 
@@ -37,7 +37,7 @@ def load_preset(name_or_path: str) -> dict:
             raise ValueError(f"ESGD preset file {p} does not exist")
         text = p.read_text()
     else:
-        f = resources.files("hpo_sim.live") / "presets" / f"esgd-{name_or_path}.json"
+        f = resources.files("lcsim.hpo_sim.live") / "presets" / f"esgd-{name_or_path}.json"
         if not f.is_file():
             raise ValueError(f"unknown ESGD preset {name_or_path!r}; choose from "
                              f"{', '.join(PRESETS)} or pass a .json path")
@@ -72,7 +72,7 @@ def register(live_sub: argparse._SubParsersAction) -> None:
 
 def load_data(preset: dict, data_root: str | None, device: str, train_examples: int | None):
     """The preset's dataset; with `train_examples`, only the first N of the training split."""
-    from pregen.data import load_dataset
+    from lcsim.pregen.data import load_dataset
 
     data = load_dataset(preset["dataset"], data_root, val_size=preset.get("val_size"),
                         device=device)
@@ -99,9 +99,8 @@ def _write(df, path: Path, meta: dict) -> None:
 
 def main_esgd(args: argparse.Namespace) -> int:
     import pandas as pd
+    from lcsim.hpo_sim.live.esgd import ESGDConfig, run, summarize
     from tqdm import tqdm
-
-    from hpo_sim.live.esgd import ESGDConfig, run, summarize
 
     preset = load_preset(args.preset)
     methods = list(_METHODS) if "all" in args.method else list(dict.fromkeys(args.method))

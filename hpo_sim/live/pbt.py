@@ -16,8 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from hpo_sim.live.genetic import HSpace
+from lcsim.hpo_sim.live.genetic import HSpace
 
 __all__ = ["PBTConfig", "PBT_SPACE", "exploit", "explore"]
 

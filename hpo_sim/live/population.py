@@ -37,10 +37,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lcsim.pregen.models import fork_seeded
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
-
-from pregen.models import fork_seeded
 
 __all__ = [
     "OPTIMIZER_KINDS",

@@ -148,8 +148,8 @@ def _execute(args, settings, *, repeats: int, seed: int, name: str) -> int:
     import time
     from datetime import UTC, datetime
 
-    from tabular.schema import TableError
-    from tabular.table import LookupTable
+    from lcsim.tabular.schema import TableError
+    from lcsim.tabular.table import LookupTable
 
     from .study import audit_frame, format_summary, run_settings, summarize, write_outputs
 

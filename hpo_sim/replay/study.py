@@ -53,7 +53,7 @@ _TABLE: Any = None  # the table of this worker process (set by _init_worker)
 
 def _open_table(ref):
     if isinstance(ref, str | os.PathLike):
-        from tabular.table import LookupTable
+        from lcsim.tabular.table import LookupTable
 
         return LookupTable.open(ref)
     return ref

@@ -14,12 +14,12 @@ import sys
 __all__ = ["main", "build_parser"]
 
 _STAGES = (
-    "pregen.cli",  # lcsim train
-    "pregen.runner_cli",  # lcsim pregen run|status
-    "tabular.cli",  # lcsim table ...
-    "hpo_sim.replay.cli",  # lcsim replay, lcsim study
-    "hpo_sim.live.cli",  # lcsim live ...
-    "analysis.report_cli",  # lcsim report
+    "lcsim.pregen.cli",  # lcsim train
+    "lcsim.pregen.runner_cli",  # lcsim pregen run|status
+    "lcsim.tabular.cli",  # lcsim table ...
+    "lcsim.hpo_sim.replay.cli",  # lcsim replay, lcsim study
+    "lcsim.hpo_sim.live.cli",  # lcsim live ...
+    "lcsim.analysis.report_cli",  # lcsim report
 )
 
 

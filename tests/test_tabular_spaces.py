@@ -4,8 +4,7 @@ import json
 
 import numpy as np
 import pytest
-
-from pregen.spaces import CIFAR10_SPACE, MNIST_SPACE, ConfigError, get_space
+from lcsim.tabular.spaces import CIFAR10_SPACE, MNIST_SPACE, ConfigError, get_space
 
 SPACES = [MNIST_SPACE, CIFAR10_SPACE]
 
