@@ -41,6 +41,8 @@ import numpy as np
 import torch
 import torchvision
 
+from lcsim.errors import UserError
+
 __all__ = [
     "DATASETS",
     "DatasetNotFoundError",
@@ -73,7 +75,7 @@ _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserError, FileNotFoundError):
     """A dataset's files are missing; the message lists the expected files and how to get them."""
 
 

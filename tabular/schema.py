@@ -40,6 +40,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from lcsim.errors import UserError
+
 __all__ = [
     "SCHEMA_VERSION",
     "META_KEY",
@@ -71,7 +73,7 @@ _ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "logfloat": pa.float64
                 "cat": pa.string()}
 
 
-class TableError(ValueError):
+class TableError(UserError, ValueError):
     """A table that breaks the format; the message names the file, column and row."""
 
 

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
+from lcsim.errors import UserError
+
 __all__ = [
     "Param",
     "Space",
@@ -33,7 +35,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config that lies outside its search space; the message names parameter and range."""
 
 

@@ -12,6 +12,8 @@ import argparse
 import os
 import sys
 
+from lcsim.errors import UserError
+
 __all__ = ["register"]
 
 
@@ -60,28 +62,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "etr1:tau=3, etr2:p=0.9,q=0.75, median[:variant=vizier|optuna|synetune,"
                         "grace=0,min_trials=3]")
     _common(r)
-    r.set_defaults(func=_user_errors(_replay))
+    r.set_defaults(func=_replay)
     s = sub.add_parser("study", help="run a preset grid of replay settings (choi-fig4, "
                                      "choi-fig5, readme, or a JSON file)")
     s.add_argument("--preset", required=True, help="preset name or path to a preset JSON file")
     s.add_argument("--optimizer", action="append", default=None,
                    help="replace the preset's optimizers (repeatable)")
     _common(s)
-    s.set_defaults(func=_user_errors(_study))
-
-
-class _SetupError(Exception):
-    """Bad input found before any replay ran: printed as one line, exit status 2."""
-
-
-def _user_errors(handler):
-    def run(args) -> int:
-        try:
-            return handler(args)
-        except _SetupError as e:
-            print(f"lcsim {args.command}: error: {e}", file=sys.stderr)
-            return 2
-    return run
+    s.set_defaults(func=_study)
 
 
 def _goal(args, default):
@@ -111,7 +99,7 @@ def _replay(args) -> int:
                              goal=_goal(args, Goal(top_percent=0.5)), **opts)
                 for o in dict.fromkeys(args.optimizer or ["smac"])]
     except ValueError as e:
-        raise _SetupError(e) from None
+        raise UserError(e) from None
     return _execute(args, with_baselines(cfgs), repeats=args.repeats or 50,
                     seed=0 if args.seed is None else args.seed, name="replay")
 
@@ -128,7 +116,7 @@ def _study(args) -> int:
         settings = preset_settings(doc, **_overrides(args))
         goal = _goal(args, None)
     except (ValueError, FileNotFoundError) as e:
-        raise _SetupError(e) from None
+        raise UserError(e) from None
     if goal is not None:  # one goal from the command line replaces the preset's goals
         settings = with_baselines(_dedupe(replace(c, goal=goal) for c in settings))
     return _execute(args, settings, repeats=args.repeats or int(doc.get("repeats", 50)),
@@ -159,7 +147,7 @@ def _execute(args, settings, *, repeats: int, seed: int, name: str) -> int:
         for c in settings:
             c.goal.resolve(table)  # a goal the table cannot give fails here, not in a worker
     except (TableError, ValueError, FileNotFoundError) as e:
-        raise _SetupError(e) from None
+        raise UserError(e) from None
     jobs = args.jobs or min(os.cpu_count() or 1, repeats * len(settings))
     ref = args.table if (jobs > 1 or args.dask_scheduler) and table.path else table
     print(f"{name}: {len(settings)} settings x {repeats} repeats on {table!r}", file=sys.stderr)
