@@ -23,13 +23,14 @@ Dask workers see it too):
 from __future__ import annotations
 
 import os
-import platform
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+
+from lcsim.provenance import device_name
 
 if TYPE_CHECKING:
     from lcsim.pregen.runner import RunConfig
@@ -208,21 +209,6 @@ class Outcome:
     device: str = ""
 
 
-def device_name(device: str) -> str:
-    """Human-readable name of a device, for the table metadata."""
-    import torch
-
-    d = torch.device(device)
-    if d.type == "cuda":
-        return f"{d} ({torch.cuda.get_device_name(d)})"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
-                       cpu)
-    except OSError:
-        pass
-    return f"cpu ({cpu}, {os.cpu_count()} logical cores)"
 
 
 def load_run_data(cfg: RunConfig, device: str):

@@ -29,18 +29,15 @@ curves: one row per config and trained epoch (epochs are numbered 1..T; no epoch
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
-import platform
-import subprocess
-from importlib import metadata as _ilm
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from lcsim.errors import UserError
+from lcsim.provenance import provenance
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -103,26 +100,6 @@ def curves_schema() -> pa.Schema:
     ])
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return _ilm.version(dist)
-    except _ilm.PackageNotFoundError:
-        return None
-
-
-def _code_revision() -> str:
-    # `git describe` when run from a checkout; the installed package version otherwise.
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=here,
-                             capture_output=True, text=True, timeout=5)
-        if out.returncode == 0 and out.stdout.strip():
-            return "git:" + out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return "lcsim " + (_version("lcsim") or "unknown")
-
-
 def build_meta(*, dataset: str, space: str | None, epochs: int, sobol_seed: int | None,
                split_seed: int | None, device: str, time_measurement: str,
                num_classes: int | None = None, **extra: Any) -> dict[str, Any]:
@@ -137,6 +114,7 @@ def build_meta(*, dataset: str, space: str | None, epochs: int, sobol_seed: int 
     if num_classes is None and space is not None:
         from lcsim.tabular.spaces import get_space
         num_classes = get_space(space).num_classes
+    prov = provenance()  # the builder every lcsim artifact uses
     meta = {
         "schema_version": SCHEMA_VERSION,
         "dataset": dataset,
@@ -146,16 +124,11 @@ def build_meta(*, dataset: str, space: str | None, epochs: int, sobol_seed: int 
         "sobol_seed": sobol_seed,
         "split_seed": split_seed,
         "device": device,
-        "versions": {
-            "torch": _version("torch"),
-            "torchvision": _version("torchvision"),
-            "numpy": _version("numpy"),
-            "pyarrow": _version("pyarrow"),
-            "python": platform.python_version(),
-        },
-        "code_revision": _code_revision(),
+        "lcsim": prov["lcsim"],
+        "versions": prov["versions"],
+        "code_revision": prov["code_revision"],
         "time_measurement": time_measurement,
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "created": prov["created"],
         **extra,
     }
     json.dumps(meta)  # fail here, not in the middle of a write, if something is not JSON
