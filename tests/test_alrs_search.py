@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from lcsim.hpo_sim.live.search import SBF, ParameterSearch, SBFConfig
+from lcsim.hpo_sim.live.alrs.search import SBF, ParameterSearch, SBFConfig
 
 GRID = [float(x) for x in np.logspace(-4, 1, 6)]  # 1e-4 ... 10
 

@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-from lcsim.hpo_sim.live.genetic import (
-    HSpace,
+from lcsim.hpo_sim.live.epbt.genetic import (
     elite_select,
     mutate,
     novelty_on,
@@ -12,6 +11,7 @@ from lcsim.hpo_sim.live.genetic import (
     tournament_select,
     uniform_crossover,
 )
+from lcsim.hpo_sim.live.population import HSpace
 from scipy import stats
 
 SPACE = HSpace.build(

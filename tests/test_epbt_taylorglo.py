@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from lcsim.hpo_sim.live.taylorglo import TaylorGLOLoss, taylorglo_loss, taylorglo_terms
+from lcsim.hpo_sim.live.epbt.taylorglo import TaylorGLOLoss, taylorglo_loss, taylorglo_terms
 
 THETA = [0.3, -0.2, 1.5, -2.0, 3.0, 0.7, -1.1, 2.4]
 
@@ -94,16 +94,14 @@ def test_bad_theta_raises_with_the_shape():
         TaylorGLOLoss([float("nan")] * 8)
 
 
-def test_drop_in_loss_trains_with_the_pregen_trainer():
+def test_drop_in_loss_trains_with_the_pregen_trainer(tiny_images, bn_net):
     from lcsim.pregen.trainer import TrainSpec, train
 
-    from tests.test_epbt import make_data, tiny_bn_net
-
-    data = make_data()
+    data = tiny_images
     # theta_5 = 10, the rest 0: L = -(10/n) sum_i x_i y_i, i.e. raise the true class's probability
     loss = TaylorGLOLoss([0, 0, 0, 0, 0, 10.0, 0, 0])
     spec = TrainSpec(epochs=6, batch_size=16, optimizer="momentum", lr=0.5, seed=0)
-    res = train(tiny_bn_net(0), data, spec, device="cpu", loss_fn=loss)
+    res = train(bn_net(0), data, spec, device="cpu", loss_fn=loss)
     assert res.status == "complete"
     assert res.epochs[-1].val_accuracy > 0.6  # chance is 1/3
     assert res.epochs[-1].train_loss < res.epochs[0].train_loss

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
-from lcsim.hpo_sim.live.search import SBF, ParameterSearch, SBFConfig
+from lcsim.hpo_sim.live.alrs.search import SBF, ParameterSearch, SBFConfig
 from torch import nn
 from torch.func import functional_call
 

@@ -23,20 +23,21 @@ rate (`tune_batches`: ALRS's search, the range test's sweep, the grid's full tra
 from the training itself (`train_batches`). The seed study (Table 4) runs ALRS from each LR
 seed x random seed and reports mean LR, standard error and % variation (= se / mean).
 
-Each finished run is written to OUT/runs/*.json at once, so an interrupted comparison resumes
-where it stopped; results are assembled into OUT/runs.parquet, OUT/seed_study.parquet,
-OUT/summary.parquet (+ summary.md) and one PNG of training-loss curves per optimizer.
+Every training run goes through `pregen.trainer.train` (the one training loop) with the
+method's own torch.optim optimizer (Prodigy, hypergradient hooks): the same data order,
+dropout and drop-last rule for every method. Each finished run is written to
+OUT/runs/*.json at once, so an interrupted comparison resumes where it stopped; results are
+assembled by `results.write_results` (layout in `results`) and summarized by `summary`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,23 +45,36 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from lcsim.hpo_sim.live.alrs import ALRSConfig, alrs
-from lcsim.hpo_sim.live.hypergrad import HypergradientLR
-from lcsim.hpo_sim.live.search import SBF
+from lcsim.hpo_sim.live.alrs.algorithm import ALRSConfig, alrs
+from lcsim.hpo_sim.live.alrs.hypergrad import HypergradientLR
+from lcsim.hpo_sim.live.alrs.results import RUN_FILES
+from lcsim.hpo_sim.live.alrs.search import SBF
+from lcsim.hpo_sim.live.common import (
+    PresetError,
+    build_config,
+    check_model_spec,
+    load_data,
+    load_preset,
+    model_factory,
+    write_json,
+)
+from lcsim.pregen.models import fork_seeded
+from lcsim.pregen.trainer import (
+    OPTIMIZERS,
+    TrainSpec,
+    batches_per_epoch,
+    epoch_batches,
+    evaluate,
+    make_optimizer,
+    seeds,
+    train,
+)
 from torch import nn
 
-__all__ = [
-    "METHODS",
-    "Experiment",
-    "load_preset",
-    "preset_path",
-    "run_experiment",
-    "summarize",
-    "plot_curves",
-]
+__all__ = ["METHODS", "PRESET_KEYS", "Experiment", "load_experiments", "run_experiment"]
 
 METHODS = ("alrs", "standard", "x10", "x0.1", "range_test", "prodigy", "hypergrad", "grid")
-PRESET_DIR = Path(__file__).parent / "presets"
+PRESET_KEYS = {"required": ("experiments",), "optional": ("device",)}
 _FIXED = {"standard": 1.0, "x10": 10.0, "x0.1": 0.1, "grid": 1.0}  # multiples of standard_lr
 
 
@@ -76,7 +90,7 @@ class Experiment:
     batch_size: int = 128  # paper
     seeds: tuple[int, ...] = (0, 1, 2)  # paper: three random seeds
     val_size: int | None = None  # None: pregen's default validation split
-    train_subset: int | None = None  # first N training examples (None: the whole split)
+    train_examples: int | None = None  # first N training examples (None: the whole split)
     # Standard rates (Zhang et al. 2019, the paper's reference): Adam 1e-3; SGD momentum 0.9
     # at 0.01 (0.1 is the CIFAR ResNet custom; 0.01 is the common MNIST CNN rate).
     standard_lr: dict[str, float] = field(default_factory=lambda: {"adam": 1e-3, "momentum": 0.01})
@@ -103,23 +117,20 @@ class Experiment:
                 f"Experiment.epochs and batch_size must be >= 1, got {self.epochs}, "
                 f"{self.batch_size}"
             )
+        check_model_spec(self.model, "Experiment.model")
+        missing = {"start_lr", "end_lr", "num_iter"} - set(self.range_test)
+        if "range_test" in self.methods and missing:
+            raise ValueError(f"Experiment.range_test lacks {sorted(missing)}")
         for opt in self.optimizers:
+            if opt not in OPTIMIZERS:
+                raise ValueError(f"Experiment.optimizers: unknown optimizer {opt!r}; choose "
+                                 f"from {', '.join(OPTIMIZERS)}")
+            if "hypergrad" in self.methods and opt not in self.hypergrad_beta:
+                raise ValueError(f"Experiment.hypergrad_beta has no beta for optimizer {opt!r}")
             if opt not in self.standard_lr:
                 raise ValueError(f"Experiment.standard_lr has no rate for optimizer {opt!r}")
             if "grid" in self.methods and not self.grid.get(opt):
                 raise ValueError(f"Experiment.grid has no rates for optimizer {opt!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Experiment:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown experiment keys {sorted(unknown)}; known: {sorted(known)}")
-        d = dict(d)
-        for k in ("optimizers", "seeds", "methods", "seed_study_lrs", "seed_study_seeds"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return cls(**d)
 
     @property
     def label(self) -> str:
@@ -127,71 +138,26 @@ class Experiment:
         return f"{self.dataset}-{m}-{self.epochs}ep"
 
 
-def preset_path(name: str) -> Path:
-    """A preset name (`mnist-small`, `paper`) or a path to a JSON file."""
-    p = Path(name)
-    if p.suffix == ".json" and p.exists():
-        return p
-    p = PRESET_DIR / f"alrs-{name}.json"
-    if not p.exists():
-        have = sorted(q.stem.removeprefix("alrs-") for q in PRESET_DIR.glob("alrs-*.json"))
-        raise FileNotFoundError(f"no ALRS preset {name!r} ({p}); presets: {', '.join(have)}")
-    return p
+def load_experiments(name_or_path: str) -> tuple[dict[str, Any], list[Experiment]]:
+    """(the preset JSON, its experiments) of an ALRS preset name or .json path."""
+    preset = load_preset("alrs", name_or_path, **PRESET_KEYS)
+    exps = preset["experiments"]
+    where = f"ALRS preset {name_or_path}: experiments"
+    if not isinstance(exps, list) or not exps:
+        raise PresetError(f"{where}: expected a non-empty list of experiments, got {exps!r}")
+    return preset, [build_config(Experiment, e, f"{where}[{i}]") for i, e in enumerate(exps)]
 
 
-def load_preset(name: str) -> tuple[dict[str, Any], list[Experiment]]:
-    """(the preset JSON, its experiments)."""
-    path = preset_path(name)
-    try:
-        raw = json.loads(path.read_text())
-        return raw, [Experiment.from_dict(e) for e in raw["experiments"]]
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"bad ALRS preset {path}: {e}") from e
+# ---------------------------------------------------------------- training runs (pregen)
 
 
-# ---------------------------------------------------------------- building blocks (pregen)
-
-
-def _load_data(exp: Experiment, device: str, data_root: str | None):
-    from lcsim.pregen.data import load_dataset
-
-    data = load_dataset(exp.dataset, data_root, val_size=exp.val_size, device=device)
-    if exp.train_subset is not None:
-        n = exp.train_subset
-        if not 0 < n <= data.train_y.shape[0]:
-            raise ValueError(
-                f"Experiment.train_subset={n} must be in [1, {data.train_y.shape[0]}] for "
-                f"{exp.dataset}"
-            )
-        data = dataclasses.replace(data, train_x=data.train_x[:n], train_y=data.train_y[:n])
-    return data
-
-
-def _build_model(exp: Experiment, data, init_seed: int, device: str) -> nn.Module:
-    from lcsim.pregen.models import build_model, build_named_model
-
-    kw = {"in_shape": data.in_shape, "num_classes": data.num_classes, "seed": init_seed}
-    if "named" in exp.model:
-        model = build_named_model(exp.model["named"], **kw)
-    else:
-        model = build_model(exp.model["space"], exp.model["config"], **kw)
-    return model.to(device)
-
-
-def _num_batches(data, batch_size: int) -> int:
-    n = data.train_y.shape[0]
-    drop_last = n % batch_size == 1  # what pregen.trainer.train_epoch does
-    return n // batch_size if drop_last else math.ceil(n / batch_size)
+def _model(exp: Experiment, data, init_seed: int, device: str) -> nn.Module:
+    return model_factory(exp.model, data, "Experiment.model")(init_seed).to(device)
 
 
 def _train(exp: Experiment, data, model, optimizer, seed: int, device: str) -> dict[str, Any]:
-    """Train with `optimizer` via pregen.trainer.train_epoch; per-batch losses are recorded."""
-    from lcsim.pregen.models import fork_seeded
-    from lcsim.pregen.trainer import TrainSpec, evaluate, seeds, train_epoch
-
-    _, data_seed, dropout_seed = seeds(seed)
-    gen = torch.Generator(device=device).manual_seed(data_seed)
-    spec = TrainSpec(epochs=exp.epochs, batch_size=exp.batch_size)
+    """Train with `optimizer` through pregen.trainer.train (data order and dropout from
+    `seed`, as for every method); per-batch losses are recorded."""
     losses: list[torch.Tensor] = []
 
     def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -199,26 +165,20 @@ def _train(exp: Experiment, data, model, optimizer, seed: int, device: str) -> d
         losses.append(loss.detach())  # stays on the device: no sync per batch
         return loss
 
-    epoch_losses: list[float] = []
-    status = "complete"
-    with fork_seeded(dropout_seed, device):
-        for _ in range(exp.epochs):
-            mean = train_epoch(model, data, optimizer, spec, generator=gen, loss_fn=loss_fn)
-            epoch_losses.append(mean)
-            if not math.isfinite(mean):
-                status = "diverged"
-                break
-    final, acc = (math.nan, math.nan)
+    spec = TrainSpec(epochs=exp.epochs, batch_size=exp.batch_size, seed=seed)
+    res = train(model, data, spec, device=device, loss_fn=loss_fn, optimizer=optimizer)
+    status, final, acc = res.status, math.nan, math.nan
     if status == "complete":
         final, _ = evaluate(model, data, "train")
-        _, acc = evaluate(model, data, "val")
+        acc = res.final_accuracy
         if not math.isfinite(final):
             status = "diverged"
     curve = torch.stack(losses).float().cpu().numpy() if losses else np.zeros(0)
     return {
         "status": status,
         "final_loss": final,
-        "last_epoch_loss": epoch_losses[-1],
+        # the paper's number; a diverged run has no finished epoch to report
+        "last_epoch_loss": res.epochs[-1].train_loss if res.status == "complete" else math.nan,
         "val_accuracy": acc,
         "train_batches": len(losses),
         "curve": [float(v) for v in curve],
@@ -226,17 +186,15 @@ def _train(exp: Experiment, data, model, optimizer, seed: int, device: str) -> d
 
 
 def _alrs_rate(exp, data, opt_name, seed, device, initial_lr=1.0):
-    from lcsim.pregen.trainer import make_optimizer, seeds
-
     init_seed, data_seed, dropout_seed = seeds(seed)
-    model = _build_model(exp, data, init_seed, device)
+    model = _model(exp, data, init_seed, device)
     opt = make_optimizer(opt_name, model.parameters(), initial_lr)
     gen = torch.Generator(device=device).manual_seed(data_seed)
-    nb = _num_batches(data, exp.batch_size)
+    nb = batches_per_epoch(data.train_y.shape[0], exp.batch_size)
     cfg = ALRSConfig(initial_lr=initial_lr, signals_per_epoch=exp.signals_per_epoch)
 
     def batches():
-        return data.batches("train", exp.batch_size, shuffle=True, generator=gen)
+        return epoch_batches(data, exp.batch_size, generator=gen)
 
     return alrs(model, opt, batches, nb, config=cfg, search=SBF(initial_lr), seed=dropout_seed)
 
@@ -248,7 +206,7 @@ class _Pass:
         self.data, self.batch_size, self.gen = data, batch_size, gen
 
     def __iter__(self):
-        return self.data.batches("train", self.batch_size, shuffle=True, generator=self.gen)
+        return epoch_batches(self.data, self.batch_size, generator=self.gen)
 
 
 def _range_test(exp, data, opt_name, seed, device) -> tuple[float, float, int]:
@@ -257,12 +215,10 @@ def _range_test(exp, data, opt_name, seed, device) -> tuple[float, float, int]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from lcsim.pregen.models import fork_seeded
-    from lcsim.pregen.trainer import make_optimizer, seeds
     from torch_lr_finder import LRFinder, TrainDataLoaderIter
 
     init_seed, data_seed, dropout_seed = seeds(seed)
-    model = _build_model(exp, data, init_seed, device)
+    model = _model(exp, data, init_seed, device)
     rt = exp.range_test
     opt = make_optimizer(opt_name, model.parameters(), rt["start_lr"])
     gen = torch.Generator(device=device).manual_seed(data_seed)
@@ -286,7 +242,6 @@ def _range_test(exp, data, opt_name, seed, device) -> tuple[float, float, int]:
 
 
 def _one_run(exp, data, opt_name, method, seed, device, grid_lr=None) -> dict[str, Any]:
-    from lcsim.pregen.trainer import make_optimizer, seeds
     from prodigyopt import Prodigy
 
     init_seed = seeds(seed)[0]
@@ -310,7 +265,7 @@ def _one_run(exp, data, opt_name, method, seed, device, grid_lr=None) -> dict[st
         lr = exp.hypergrad_lr
     else:
         raise ValueError(f"unknown method {method!r}")
-    model = _build_model(exp, data, init_seed, device)
+    model = _model(exp, data, init_seed, device)
     if method == "prodigy":
         opt = Prodigy(model.parameters(), lr=1.0)
     else:
@@ -339,9 +294,10 @@ def run_experiment(
     """Run (or resume) one experiment; returns (runs, seed_study) tables."""
     from tqdm.auto import tqdm
 
-    out = Path(out)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    data = _load_data(exp, device, data_root)
+    runs_dir = Path(out) / RUN_FILES
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    data = load_data(exp.dataset, data_root, device=device, val_size=exp.val_size,
+                     train_examples=exp.train_examples)
     # (key, method, fixed-rate identity or None, job). Fixed-rate runs (standard, x10, x0.1,
     # grid) are deterministic given (optimizer, rate, seed): one that repeats another is copied.
     jobs: list[tuple[str, str, tuple | None, Callable[[], dict[str, Any]]]] = []
@@ -387,7 +343,7 @@ def run_experiment(
     done: dict[tuple, dict[str, Any]] = {}
     bar = tqdm(jobs, desc=exp.label, disable=not progress, unit="run")
     for key, method, ident, job in bar:
-        path = out / "runs" / f"{exp.label}-{key}.json"
+        path = runs_dir / f"{exp.label}-{key}.json"
         if path.exists():  # resume: finished runs are kept
             row = json.loads(path.read_text())
         else:
@@ -396,9 +352,7 @@ def run_experiment(
                 row = {**done[ident], "method": method}
             else:
                 row = {"experiment": exp.label, "dataset": exp.dataset, **job()}
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(row))
-            tmp.replace(path)  # atomic: a killed run leaves no half-written result
+            write_json(path, row)  # atomic: a killed run leaves no half-written result
         if ident is not None:
             done.setdefault(ident, row)
         rows.append(row)
@@ -406,197 +360,3 @@ def run_experiment(
     study = df[df["method"] == "seed_study"].reset_index(drop=True)
     runs = df[df["method"] != "seed_study"].reset_index(drop=True)
     return runs, study
-
-
-# ---------------------------------------------------------------- tables and plot
-
-
-def _se(x: pd.Series) -> float:
-    x = x.dropna()
-    return float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else math.nan
-
-
-def summarize(runs: pd.DataFrame, study: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per (experiment, optimizer, method): final loss mean +- se, LR, cost in batches.
-
-    Grid rates appear as `grid lr=...` rows and as `grid best 3` (the three rates with the
-    lowest mean final loss: loss range over them, total grid cost). `within_grid_best3` says
-    whether a method's mean final loss is at most the third-best grid rate's.
-    """
-    out = []
-    for (exp_label, opt), g in runs.groupby(["experiment", "optimizer"], sort=False):
-        rows = []
-        for (method, lr_key), r in g.assign(
-            lr_key=np.where(g["method"] == "grid", g["lr"], np.nan)
-        ).groupby(["method", "lr_key"], dropna=False, sort=False):
-            name = method if method != "grid" else f"grid lr={lr_key:.3g}"
-            rows.append(
-                {
-                    "experiment": exp_label,
-                    "optimizer": opt,
-                    "method": name,
-                    "lr_mean": r["lr"].mean(),
-                    "lr_se": _se(r["lr"]),
-                    "loss_mean": r["final_loss"].mean(skipna=False),  # NaN if any seed diverged
-                    "loss_se": _se(r["final_loss"]),
-                    "last_epoch_loss": r["last_epoch_loss"].mean(),
-                    "val_accuracy": r["val_accuracy"].mean(),
-                    "tune_batches": r["tune_batches"].mean(),
-                    "train_batches": r["train_batches"].mean(),
-                    "diverged": int((r["status"] != "complete").sum()),
-                    "n": len(r),
-                }
-            )
-        tab = pd.DataFrame(rows)
-        grid = tab[tab["method"].str.startswith("grid lr=")].sort_values("loss_mean")
-        if len(grid) >= 3:
-            best = grid.head(3)
-            tab = pd.concat(
-                [
-                    tab,
-                    pd.DataFrame(
-                        [
-                            {
-                                "experiment": exp_label,
-                                "optimizer": opt,
-                                "method": "grid best 3",
-                                "lr_mean": float(np.exp(np.log(best["lr_mean"]).mean())),
-                                "lr_se": math.nan,
-                                "loss_mean": best["loss_mean"].min(),
-                                "loss_se": best["loss_mean"].max() - best["loss_mean"].min(),
-                                "tune_batches": grid["train_batches"].sum(),
-                                "train_batches": best["train_batches"].mean(),
-                                "diverged": 0,
-                                "n": 3,
-                            }
-                        ]
-                    ),
-                ],
-                ignore_index=True,
-            )
-            third = best["loss_mean"].max()
-            tab["within_grid_best3"] = tab["loss_mean"] <= third
-        out.append(tab)
-    summary = pd.concat(out, ignore_index=True) if out else pd.DataFrame()
-    if study is not None and len(study):
-        st = study.groupby(["experiment", "optimizer"])["lr"].agg(["mean", _se, "count"])
-        st = st.rename(
-            columns={"mean": "study_lr_mean", "_se": "study_lr_se", "count": "study_n"}
-        ).reset_index()
-        st["study_variation_pct"] = 100 * st["study_lr_se"] / st["study_lr_mean"]
-        summary = summary.merge(st, on=["experiment", "optimizer"], how="left")
-    return summary
-
-
-def plot_curves(runs: pd.DataFrame, summary: pd.DataFrame, optimizer: str, smooth: int = 10):
-    """Training loss per batch (mean over seeds, running mean over `smooth`), log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    r = runs[runs["optimizer"] == optimizer]
-    s = summary[summary["optimizer"] == optimizer]
-    best = s[s["method"].str.startswith("grid lr=")].sort_values("loss_mean").head(1)
-    for method, g in r.groupby("method", sort=False):
-        if method == "grid":
-            if best.empty:
-                continue
-            g = g[np.isclose(g["lr"], best["lr_mean"].iloc[0])]
-            method = f"grid best ({best['lr_mean'].iloc[0]:.2g})"
-        curves = [np.asarray(c, dtype=float) for c in g["curve"] if len(c)]
-        if not curves:
-            continue
-        n = min(len(c) for c in curves)
-        mean = np.mean([c[:n] for c in curves], axis=0)
-        k = max(1, min(smooth, n))
-        sm = np.convolve(mean, np.ones(k) / k, mode="valid")
-        lr = g["lr"].mean()
-        ax.plot(np.arange(k, n + 1), sm, label=f"{method} (lr {lr:.2g})")
-    ax.set_yscale("log")
-    ax.set_xlabel("batch")
-    ax.set_ylabel(f"training loss (mean of seeds, running mean {smooth})")
-    ax.set_title(f"{', '.join(sorted(r['experiment'].unique()))}: {optimizer}")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def write_results(out: Path, runs: pd.DataFrame, study: pd.DataFrame, meta: dict) -> pd.DataFrame:
-    """Parquet tables (with provenance in the key-value metadata), summary.md and PNG plots."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    out = Path(out)
-    summary = summarize(runs, study)
-    kv = {b"lcsim": json.dumps(meta, default=str).encode()}
-    for name, df in (("runs", runs), ("seed_study", study), ("summary", summary)):
-        table = pa.Table.from_pandas(df, preserve_index=False)
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **kv})
-        pq.write_table(table, out / f"{name}.parquet")
-    (out / "summary.md").write_text(format_summary(summary))
-    for opt in runs["optimizer"].unique():
-        fig = plot_curves(runs, summary, opt)
-        fig.savefig(out / f"loss-{opt}.png", dpi=120)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-    return summary
-
-
-def format_summary(summary: pd.DataFrame) -> str:
-    lines = [
-        "| experiment | optimizer | method | LR | final loss (mean +- se) | tune batches |"
-        " train batches | within grid best 3 |",
-        "|---" * 8 + "|",
-    ]
-    for _, r in summary.iterrows():
-        pm = "range" if r["method"] == "grid best 3" else "+-"
-        within = r.get("within_grid_best3", "")
-        lines.append(
-            f"| {r['experiment']} | {r['optimizer']} | {r['method']} | {r['lr_mean']:.3g} | "
-            f"{r['loss_mean']:.4f} {pm} {r['loss_se']:.4f} | {r['tune_batches']:.0f} | "
-            f"{r['train_batches']:.0f} | {within} |"
-        )
-    if "study_lr_mean" in summary:
-        st = summary.drop_duplicates(["experiment", "optimizer"])
-        lines += [
-            "",
-            "| experiment | optimizer | seed study mean LR | se | % variation | n |",
-            "|---" * 6 + "|",
-        ]
-        for _, r in st.iterrows():
-            if pd.notna(r.get("study_lr_mean")):
-                lines.append(
-                    f"| {r['experiment']} | {r['optimizer']} | {r['study_lr_mean']:.4g} | "
-                    f"{r['study_lr_se']:.2g} | {r['study_variation_pct']:.1f}% | "
-                    f"{r['study_n']:.0f} |"
-                )
-    return "\n".join(lines) + "\n"
-
-
-def experiment_meta(preset: dict, exps: list[Experiment], device: str) -> dict[str, Any]:
-    """Provenance stored in every result file."""
-    import platform
-    import subprocess
-
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        rev = ""
-    dev = torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor()
-    return {
-        "preset": preset,
-        "experiments": [asdict(e) for e in exps],
-        "device": device,
-        "device_name": dev,
-        "torch": torch.__version__,
-        "code_revision": rev,
-    }

@@ -2,10 +2,14 @@
 
 Built on `hpo_sim.live.population` (stacked members, torch.func): every member trains on the
 same shuffled batches of an epoch (one order per epoch from a seeded torch.Generator) in one
-forward/backward pass; PBD's teacher predictions are therefore computed once per batch.
-Selection changes the population by building new stacked populations from indices
-(`Population.take` / `Population.cat`), with the optimizer state gathered alongside, so
-elites are never touched by training.
+forward/backward pass (`population.train_epoch`); PBD's teacher predictions are therefore
+computed once per batch. Selection changes the population by building new stacked
+populations from indices (`Population.take` / `Population.cat`, with `StackedOptimizer.take`
+/ `cat` alongside), so elites are never touched by training.
+
+`train_and_measure` is one generation of any of the three methods (E epochs at the
+method's learning rates, BN recalibration, fitness); `generation_rows` turns the state
+arrays of the individuals alive after a generation into result records (`epbt.results`).
 """
 
 from __future__ import annotations
@@ -14,17 +18,22 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from lcsim.hpo_sim.live.common import child_seeds, seed_int, torch_generator
+from lcsim.hpo_sim.live.epbt.config import EPBTConfig, pbd_alpha, step_lr
+from lcsim.hpo_sim.live.epbt.taylorglo import as_target, taylorglo_loss
 from lcsim.hpo_sim.live.population import (
+    HSpace,
     Population,
     StackedOptimizer,
     evaluate,
     recalibrate_bn,
-    train_step,
+    train_epoch,
 )
-from lcsim.hpo_sim.live.taylorglo import as_target
+from lcsim.pregen.trainer import epoch_batches
 from torch import Tensor, nn
 
-__all__ = ["Engine", "pbd_target", "take_optimizer", "cat_optimizers"]
+__all__ = ["Engine", "generation_rows", "new_state", "pbd_target", "soft_cross_entropy",
+           "train_and_measure"]
 
 
 def pbd_target(teacher_probs: Tensor, y: Tensor, alpha: float) -> Tensor:
@@ -33,6 +42,12 @@ def pbd_target(teacher_probs: Tensor, y: Tensor, alpha: float) -> Tensor:
         raise ValueError(f"PBD alpha must be in [0, 1], got {alpha}")
     onehot = as_target(y, teacher_probs.shape[-1], teacher_probs.dtype)
     return alpha * teacher_probs + (1.0 - alpha) * onehot
+
+
+def soft_cross_entropy(logits: Tensor, target: Tensor, _params: object = None) -> Tensor:
+    """Per-member cross-entropy: logits [P, B, C], target labels [B] or soft [B, C] -> [P]."""
+    x = as_target(target, logits.shape[-1], torch.float32)
+    return -(x * torch.log_softmax(logits.float(), -1)).sum(-1).mean(-1)
 
 
 class Engine:
@@ -55,12 +70,12 @@ class Engine:
         self.batch_size, self.bn_batches = batch_size, bn_batches
         s_rng, s_init, s_batch, s_beh, s_val = np.random.SeedSequence(seed).spawn(5)
         self.rng = np.random.default_rng(s_rng)          # genetic / PBT decisions
-        self.init_seed = int(s_init.generate_state(1)[0])
-        self.gen = torch.Generator().manual_seed(int(s_batch.generate_state(1)[0]))
+        self.init_seed = seed_int(s_init)
+        self.gen = torch_generator(s_batch)  # data order and dropout
         plain_val = list(data.batches("val", 1024, shuffle=False, augment=False))
         self.val = plain_val
         if val_copies > 1:  # paper 4.1: 1,250 validation images x 20 augmented = 25,000
-            g_val = torch.Generator().manual_seed(int(s_val.generate_state(1)[0]))
+            g_val = torch_generator(s_val)
             self.val = [b for _ in range(val_copies)
                         for b in data.batches("val", 1024, augment=True, generator=g_val)]
         self.test = list(data.batches("test", 1024, shuffle=False))
@@ -71,13 +86,11 @@ class Engine:
         self.beh_x, self.beh_y = vx[pick], vy[pick]
 
     def new_population(self, size: int) -> Population:
-        """`size` members, member j built by `factory(seed_j)` with seed_j from SeedSequence."""
-        seeds = np.random.SeedSequence(self.init_seed).generate_state(size)
-        return Population.from_models([self.factory(int(sd)) for sd in seeds],
+        """`size` members, member j built by `factory(seed_j)`, seed_j = child j of the run's
+        init seed (the same members whatever the size)."""
+        return Population.from_models([self.factory(s)
+                                       for s in child_seeds(self.init_seed, size)],
                                       device=self.device)
-
-    def _train_batches(self):
-        return self.data.batches("train", self.batch_size, shuffle=True, generator=self.gen)
 
     def train_epoch(self, pop: Population, opt: StackedOptimizer, loss_fn, params,
                     teacher: Population | None = None, alpha: float = 0.0) -> np.ndarray:
@@ -86,26 +99,23 @@ class Engine:
         With a teacher and alpha > 0 the target is the PBD mixture [B, C], else the labels [B].
         Returns the mean training loss per member [P].
         """
-        total = torch.zeros(pop.size, dtype=torch.float64)
-        n = 0
-        for x, y in self._train_batches():
-            target = y
-            if teacher is not None and alpha > 0:
+        target = None
+        if teacher is not None and alpha > 0:
+            def target(x: Tensor, y: Tensor) -> Tensor:
                 with torch.no_grad():
                     probs = torch.softmax(teacher.forward(x, train=False)[0].float(), -1)
-                target = pbd_target(probs, y, alpha)
-            losses = train_step(pop, opt, x, target, loss_fn=loss_fn, member_params=params,
-                                generator=self.gen)
-            total += losses.double().cpu()
-            n += 1
-        pop.zero_grad()
-        return (total / max(n, 1)).numpy()
+                return pbd_target(probs, y, alpha)
+
+        losses = train_epoch(pop, opt, self.data, self.batch_size, order=self.gen,
+                             generator=self.gen, loss_fn=loss_fn, member_params=params,
+                             target=target)
+        return losses.double().cpu().numpy()
 
     def recalibrate(self, pop: Population) -> int:
         """BN running statistics of every member from `bn_batches` training batches."""
         if not pop.has_batchnorm:
             return 0
-        it = self._train_batches()
+        it = epoch_batches(self.data, self.batch_size, generator=self.gen)
         batches = [b for _, b in zip(range(self.bn_batches), it, strict=False)]
         return recalibrate_bn(pop, None, batches)
 
@@ -125,23 +135,55 @@ class Engine:
                 "behaviour": beh, "diverged": diverged}
 
 
-def take_optimizer(opt: StackedOptimizer, pop: Population, idx) -> StackedOptimizer:
-    """An optimizer for `pop` (built from old members `idx`) carrying their state."""
-    idx = [int(j) for j in idx]
-    i = torch.as_tensor(idx, dtype=torch.long, device=opt.lr.device)
-    new = StackedOptimizer(pop, [opt.kinds[j] for j in idx], opt.lr[i],
-                           momentum=opt.momentum[i])
-    new.restore_({"buf": {k: v[i] for k, v in opt.buf.items()},
-                  "sq": {k: v[i] for k, v in opt.sq.items()}, "step": opt.step_count[i]})
-    return new
+def train_and_measure(eng: Engine, cfg: EPBTConfig, space: HSpace, pop: Population,
+                      opt: StackedOptimizer, h: np.ndarray, g: int, loss_fn,
+                      teacher: Population | None, schedule: str) -> dict:
+    """E epochs of generation g for all members of `pop`, then BN recalibration and fitness.
+
+    h [P, d] rows of `space`; schedule "step" (EPBT, Baseline 1: `step_lr` from h's lr_scale /
+    lr_decay, momentum from h) or "constant" (PBT: h's own lr).
+    """
+    T, E = cfg.total_epochs, cfg.epochs_per_generation
+    theta = (torch.as_tensor(h[:, :8], dtype=torch.float32, device=eng.device)
+             if loss_fn is taylorglo_loss else None)
+    if schedule == "step":
+        opt.momentum[:] = torch.as_tensor(h[:, space.index("momentum")],
+                                          device=opt.momentum.device)
+    alpha = 0.0
+    for e in range(g * E, (g + 1) * E):
+        if schedule == "step":
+            lr = step_lr(h[:, space.index("lr_scale")], h[:, space.index("lr_decay")], e, T,
+                         cfg.base_lr, cfg.milestones)
+        else:  # PBT: the member's own constant lr
+            lr = h[:, space.index("lr")]
+        opt.lr[:] = torch.as_tensor(lr, device=opt.lr.device)
+        alpha = pbd_alpha(e, T, cfg.alpha_max) if teacher is not None else 0.0
+        losses = eng.train_epoch(pop, opt, loss_fn, theta, teacher, alpha)
+    eng.recalibrate(pop)  # BN statistics of the recombined, retrained members, before fitness
+    m = eng.measure(pop)
+    m.update(loss=losses, lr=np.asarray(lr, dtype=float) * np.ones(pop.size), alpha=alpha)
+    return m
 
 
-def cat_optimizers(opts: list[StackedOptimizer], pop: Population) -> StackedOptimizer:
-    """One optimizer for `Population.cat` of the populations of `opts`, states in order."""
-    new = StackedOptimizer(pop, sum((list(o.kinds) for o in opts), []),
-                           torch.cat([o.lr for o in opts]),
-                           momentum=torch.cat([o.momentum for o in opts]))
-    new.restore_({"buf": {k: torch.cat([o.buf[k] for o in opts]) for k in new.buf},
-                  "sq": {k: torch.cat([o.sq[k] for o in opts]) for k in new.sq},
-                  "step": torch.cat([o.step_count for o in opts])})
-    return new
+def new_state(h, ids, parent, partner, role, trained, m) -> dict:
+    """Per-individual arrays [P] of a population after a generation (`m`: its measurement)."""
+    return {"h": h, "id": ids, "parent": parent, "partner": partner,
+            "role": np.asarray(role, dtype=object), "trained": trained,
+            "fitness": m["fitness"], "test": m["test_accuracy"], "beh": m["behaviour"],
+            "diverged": m["diverged"], "loss": m["loss"], "lr": m["lr"]}
+
+
+def generation_rows(g: int, cfg: EPBTConfig, space: HSpace, s: dict, **extra) -> list[dict]:
+    """Records of the individuals alive after generation g (state arrays `s`, [P] each)."""
+    out = []
+    for i in range(len(s["id"])):
+        row = {"generation": g, "epoch": (g + 1) * cfg.epochs_per_generation,
+               "individual": int(s["id"][i]), "parent": int(s["parent"][i]),
+               "partner": int(s["partner"][i]), "role": str(s["role"][i]),
+               "fitness": float(s["fitness"][i]), "test_accuracy": float(s["test"][i]),
+               "train_loss": float(s["loss"][i]), "lr": float(s["lr"][i]),
+               "trained_epochs": int(s["trained"][i]), "diverged": bool(s["diverged"][i])}
+        row.update({f"h_{k}": v for k, v in space.as_dict(s["h"][i]).items()})
+        row.update(extra)
+        out.append(row)
+    return out

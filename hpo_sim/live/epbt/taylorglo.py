@@ -28,8 +28,6 @@ import torch.nn.functional as F
 
 __all__ = [
     "N_THETA",
-    "THETA_LOW",
-    "THETA_HIGH",
     "taylorglo_terms",
     "taylorglo_loss",
     "taylorglo_from_probs",
@@ -38,7 +36,6 @@ __all__ = [
 ]
 
 N_THETA = 8
-THETA_LOW, THETA_HIGH = -10.0, 10.0  # initial range of every theta (paper Section 4.1)
 
 
 def as_target(y: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:

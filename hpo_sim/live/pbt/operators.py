@@ -8,7 +8,8 @@ clipped to their bounds and integers are rounded, not truncated (common implemen
 values leave the box and truncate with int()).
 
 The decisions here are pure (numpy, explicit Generator); the training loop that applies them
-lives in `hpo_sim.live.epbt` beside EPBT's, so both share one population engine.
+lives in `hpo_sim.live.epbt.baselines` beside Baseline 1 (PBT is the EPBT paper's Baseline 2:
+it shares EPBT's engine, configuration, command and result layout).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from lcsim.hpo_sim.live.genetic import HSpace
+from lcsim.hpo_sim.live.population.hspace import HSpace
 
 __all__ = ["PBTConfig", "PBT_SPACE", "exploit", "explore"]
 
