@@ -1,11 +1,10 @@
 """hpo_sim.live.common: presets and their errors, typed configs, atomic result files, model
-factory, data subsets, seeds, and lazy method packages (`lcsim --help` without torch)."""
+factory, data subsets, seeds, lazy method packages (`lcsim --help` without torch: in
+tests/test_packaging.py)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -223,12 +222,3 @@ def test_method_packages_import_their_names_on_first_use():
         pkg.RunResult  # noqa: B018
     assert common.lazy_exports  # the mechanism the packages share
 
-
-def test_lcsim_help_imports_no_torch(tmp_path):
-    code = ("import sys, lcsim.cli\n"
-            "lcsim.cli.build_parser()\n"
-            "print(sorted(m for m in ('torch', 'pandas', 'matplotlib') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "torch" not in out.stdout, out.stdout
