@@ -91,6 +91,9 @@ def test_bad_presets_are_one_line_errors(tiny_mnist_root, tmp_path, capsys, expe
      "lcsim live alrs-compare: error: --device cuda: no CUDA device is visible"),
     (["alrs", "--device", "cuda"], "lcsim live alrs: error: --device cuda: no CUDA device"),
     (["alrs", "--batch-size", "0"], "lcsim live alrs: error: --batch-size must be >= 1, got 0"),
+    (["alrs", "--seed", "-1"], "lcsim live alrs: error: --seed must be >= 0, got -1"),
+    (["alrs", "--dataset", "foo"], "lcsim live alrs: error: unknown dataset 'foo'; choose from "
+                                   "mnist, cifar10"),
     (["alrs", "--optimizer", "adamw"], "lcsim live alrs: error: --optimizer 'adamw': choose "
                                        "from sgd, momentum, nesterov, rmsprop, adam"),
     (["alrs", "--initial-lr", "-1"], "lcsim live alrs: error: --initial-lr: ALRSConfig"),

@@ -119,6 +119,7 @@ def test_other_settings_are_refused_and_force_replaces_every_run(tmp_path, tiny_
     (["--preset", "nope"], "unknown EPBT preset 'nope'; available: cifar10-paper, mnist-small"),
     (["--preset", "missing.json"], "EPBT preset file missing.json: no such file"),
     (["--device", "cuda:7"], "--device cuda:7"),
+    (["--seeds", "0", "-1"], "--seeds must be >= 0, got [-1]"),
 ])
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys, argv, message, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -102,3 +102,17 @@ def test_bad_presets_are_one_line_errors(tmp_path, tiny_mnist_root, capsys, chan
     assert rc == 2 and err.startswith("lcsim live esgd: error: ESGD preset")
     assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()  # refused before writing anything
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seed", "-1"], "config: ESGDConfig.seed must be >= 0, got -1"),
+    (["--mu", "0"], "config: ESGDConfig.mu must be >= 1, got 0"),
+    (["--train-examples", "0"], "train_examples=0 must be in [1, "),
+    (["--preset", "nope"], "unknown ESGD preset 'nope'; available: cifar10-paper, mnist-small"),
+])
+def test_bad_flags_are_one_line_errors(tmp_path, tiny_mnist_root, capsys, flags, message):
+    rc = main(["live", "esgd", "--out", str(tmp_path / "out"), "--data-root",
+               str(tiny_mnist_root), *flags])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("lcsim live esgd: error: ") and message in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()

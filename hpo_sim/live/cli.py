@@ -59,5 +59,6 @@ def load_run(args: argparse.Namespace, method: str, config_cls: type,
     cfg = build_config(config_cls, {**preset["config"], **given}, f"{where}: config")
     data = load_data(preset["dataset"], args.data_root, device=device,
                      val_size=preset.get("val_size"),
-                     train_examples=train_examples or preset.get("train_examples"))
+                     train_examples=preset.get("train_examples") if train_examples is None
+                     else train_examples)
     return preset, cfg, data, model_factory(preset["model"], data, f"{where}: model")

@@ -302,10 +302,12 @@ def load_data(dataset: str, data_root: str | None = None, *, device: str = "cpu"
               val_size: int | None = None, train_examples: int | None = None):
     """pregen.data.load_dataset on `device`; with `train_examples`, the first N training
     examples only (the validation split is taken before, from the whole training split)."""
-    from lcsim.pregen.data import load_dataset
+    from lcsim.pregen.data import DATASETS, load_dataset
 
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
     data = load_dataset(dataset, data_root, val_size=val_size, device=device)
-    if train_examples:
+    if train_examples is not None:
         n = data.train_y.shape[0]
         if not 0 < train_examples <= n:
             raise UserError(f"train_examples={train_examples} must be in [1, {n}] for "

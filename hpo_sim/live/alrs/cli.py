@@ -63,7 +63,7 @@ def register(live_sub: argparse._SubParsersAction) -> None:
 def _alrs(args: argparse.Namespace) -> int:
     import torch
     from lcsim.hpo_sim.live.alrs.algorithm import ALRSConfig, alrs
-    from lcsim.pregen.data import load_dataset
+    from lcsim.hpo_sim.live.common import load_data
     from lcsim.pregen.models import build_named_model
     from lcsim.pregen.trainer import (
         OPTIMIZERS,
@@ -75,6 +75,8 @@ def _alrs(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
     if args.optimizer not in OPTIMIZERS:
         raise UserError(f"--optimizer {args.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
     try:
@@ -82,7 +84,7 @@ def _alrs(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UserError(f"--initial-lr: {e}") from None
     device = check_device(args.device)
-    data = load_dataset(args.dataset, args.data_root, device=device)
+    data = load_data(args.dataset, args.data_root, device=device)
     init_seed, data_seed, dropout_seed = seeds(args.seed)
     try:
         model = build_named_model(args.model, in_shape=data.in_shape,

@@ -118,6 +118,9 @@ class Experiment:
                 f"{self.batch_size}"
             )
         check_model_spec(self.model, "Experiment.model")
+        for name in ("seeds", "seed_study_seeds"):
+            if any(s < 0 for s in getattr(self, name)):
+                raise ValueError(f"Experiment.{name} must be >= 0, got {getattr(self, name)}")
         missing = {"start_lr", "end_lr", "num_iter"} - set(self.range_test)
         if "range_test" in self.methods and missing:
             raise ValueError(f"Experiment.range_test lacks {sorted(missing)}")

@@ -29,6 +29,7 @@ from lcsim.hpo_sim.live.epbt import results as layout
 from lcsim.hpo_sim.live.epbt.config import METHODS
 
 from lcsim.cliargs import prepare_out
+from lcsim.errors import UserError
 
 __all__ = ["register", "main_epbt"]
 
@@ -58,6 +59,9 @@ def main_epbt(args: argparse.Namespace) -> int:
 
     from lcsim.provenance import provenance
 
+    bad = [s for s in args.seeds if s < 0]
+    if bad:
+        raise UserError(f"--seeds must be >= 0, got {bad}")
     methods = list(METHODS) if "all" in args.method else list(dict.fromkeys(args.method))
     preset, base, data, factory = load_run(args, "epbt", EPBTConfig, _OVERRIDES, PRESET_KEYS)
     device = args.device

@@ -63,6 +63,8 @@ class EPBTConfig:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"EPBTConfig.method must be one of {METHODS}, got {self.method!r}")
+        if self.seed < 0:  # a SeedSequence entropy
+            raise ValueError(f"EPBTConfig.seed must be >= 0, got {self.seed}")
         if self.population < 2 and self.method != "baseline":
             raise ValueError(f"EPBTConfig.population must be >= 2, got {self.population}")
         if not 0 < self.elites < self.population and self.method.startswith("epbt"):

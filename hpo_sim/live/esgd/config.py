@@ -117,7 +117,7 @@ class ESGDConfig:
             raise ValueError(f"ESGDConfig.elite_fraction must be in (0, 1], got "
                              f"{self.elite_fraction}")
         for name in ("sigma0", "fitness_examples", "weight_decay", "single_lr",
-                     "train_members"):
+                     "train_members", "seed"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"ESGDConfig.{name} must be >= 0, got {getattr(self, name)}")
 
