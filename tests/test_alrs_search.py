@@ -1,4 +1,4 @@
-"""SBF search (hpo_sim.live.search) driven by oracles with known answers."""
+"""SBF search (hpo_sim.live.alrs.search) driven by oracles with known answers."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ direction (SGDN-HD, Adam-HD), exactly Baydin et al.'s rule for each. The hypergr
 -g_t . u_{t-1} is the online cousin of ALRS's LR gradient: ALRS reads its sign at fixed weights
 to pick one initial rate, HD descends it while training.
 
-Baydin et al.'s settings are the defaults of the comparison (alrs_compare): initial LR 1e-3,
+Baydin et al.'s settings are the defaults of the comparison (alrs.compare): initial LR 1e-3,
 beta = 1e-3 for SGD / SGD-momentum and 1e-7 for Adam. The LR is clamped at 0 (a negative
 rate would ascend the loss; Baydin et al. do not discuss it).
 """

@@ -294,7 +294,7 @@ def _run_single(cfg, model_factory, data, *, device, progress) -> ESGDResult:
 
 def summarize(finals: dict[str, pd.DataFrame], top: int = 15,
               elite: int | None = None) -> pd.DataFrame:
-    """Paper Table 1 layout from each method's final population (`RunResult.final`): fitness
+    """Paper Table 1 layout from each method's final population (`ESGDResult.final`): fitness
     (training loss) of the best individual and mean of the `top` best, and the test error of
     those same individuals (ranked by fitness). With `elite` (= m), also the mean of the m best:
     with a small mu the top 15 include the mu - m randomly kept individuals, whereas in the
