@@ -72,19 +72,13 @@ def test_malformed_config_json_is_a_user_error_with_exit_2(capsys):
     assert "Traceback" not in err and err.count("\n") == 1
 
 
-def _error_line(capsys):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err.strip().splitlines()[-1]
-
-
-def test_cuda_device_without_cuda_says_how_to_run_on_cpu(capsys):
+def test_cuda_device_without_cuda_says_how_to_run_on_cpu(user_error):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device")
     assert main(["train", "--space", "mnist", "--device", "cuda", "--epochs", "1"]) == 2
-    assert _error_line(capsys) == ("lcsim train: error: --device cuda: no CUDA device is "
+    assert user_error("train") == ("lcsim train: error: --device cuda: no CUDA device is "
                                    "visible on this machine; run on the CPU with --device cpu")
 
 
@@ -95,10 +89,9 @@ def test_cuda_device_without_cuda_says_how_to_run_on_cpu(capsys):
     (["--config", "missing.json"], "--config 'missing.json' is neither a JSON object nor a "
                                    "readable JSON file"),
 ])
-def test_careless_arguments_are_one_line_with_exit_2(capsys, argv, message):
+def test_careless_arguments_are_one_line_with_exit_2(user_error, argv, message):
     assert main(["train", "--space", "mnist", "--dry-run", *argv]) == 2
-    line = _error_line(capsys)
-    assert line.startswith("lcsim train: error: ") and message in line
+    assert message in user_error("train")
 
 
 def test_bf16_is_one_switch_off_by_default_for_train():

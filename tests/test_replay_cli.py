@@ -38,29 +38,20 @@ def _replay(tdir, *extra):
                  "--jobs", "1", "--no-progress", *extra])
 
 
-def _error(capsys, command):
-    """The one stderr line of a user error (argparse's usage lines above it allowed)."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    line = err.strip().splitlines()[-1]
-    assert line.startswith(f"lcsim {command}: error: ")
-    return line
-
-
 @pytest.mark.parametrize("flag,value", [("--repeats", "-1"), ("--repeats", "0"),
                                         ("--jobs", "0")])
-def test_counts_below_one_are_refused(tdir, capsys, flag, value):
+def test_counts_below_one_are_refused(tdir, user_error, flag, value):
     assert _replay(tdir, flag, value) == 2
-    assert f"argument {flag}: must be an integer >= 1, got {value}" in _error(capsys, "replay")
+    assert f"argument {flag}: must be an integer >= 1, got {value}" in user_error("replay")
 
 
-def test_etr1_at_or_after_the_last_epoch_names_T(tdir, capsys):
+def test_etr1_at_or_after_the_last_epoch_names_T(tdir, user_error):
     assert _replay(tdir, "--rule", "etr1:tau=999", "--repeats", "1") == 2
-    line = _error(capsys, "replay")
+    line = user_error("replay")
     assert "etr1:tau=999 never fires" in line and f"T = {T} epochs" in line
     assert f"use tau <= {T - 1}" in line
     assert _replay(tdir, "--rule", f"etr1:tau={T}", "--repeats", "1") == 2  # tau = T too
-    assert f"T = {T}" in _error(capsys, "replay")
+    assert f"T = {T}" in user_error("replay")
 
 
 def test_goal_above_every_final_accuracy_warns_with_the_best(tdir, capsys):
@@ -76,9 +67,9 @@ def test_goal_above_every_final_accuracy_warns_with_the_best(tdir, capsys):
     assert "0%" in captured.out
 
 
-def test_rule_none_beside_other_rules_is_refused(tdir, capsys):
+def test_rule_none_beside_other_rules_is_refused(tdir, user_error):
     assert _replay(tdir, "--rule", "none", "--rule", "etr1:tau=1", "--repeats", "1") == 2
-    assert "'none' cannot be combined with other rules" in _error(capsys, "replay")
+    assert "'none' cannot be combined with other rules" in user_error("replay")
 
 
 def test_rule_none_alone_is_the_baseline_once(tdir, capsys):
@@ -104,42 +95,43 @@ def _preset(tmp_path, **doc):
     ({"options": {"workers": "2"}}, 'options.workers must be int, got "2"'),
     ({"seed": -1}, '"seed" must be an integer >= 0, got -1'),
 ])
-def test_bad_presets_name_the_key_and_value(tdir, tmp_path, capsys, doc, message):
+def test_bad_presets_name_the_key_and_value(tdir, tmp_path, user_error, doc, message):
     preset = _preset(tmp_path, **doc)
     rc = main(["study", "--preset", str(preset), "--table", str(tdir), "--jobs", "1",
                "--no-progress"])
     assert rc == 2
-    line = _error(capsys, "study")
+    line = user_error("study")
     assert f"preset {preset}" in line and message in line
 
 
-def test_missing_preset_lists_the_shipped_ones(tdir, capsys):
+def test_missing_preset_lists_the_shipped_ones(tdir, user_error):
     assert main(["study", "--preset", "nope", "--table", str(tdir)]) == 2
-    line = _error(capsys, "study")
+    line = user_error("study")
     assert "no preset 'nope'" in line and "choi-fig4" in line
 
 
-def test_a_parquet_file_or_an_empty_folder_is_not_a_table(tdir, tmp_path, capsys):
+def test_a_parquet_file_or_an_empty_folder_is_not_a_table(tdir, tmp_path, user_error):
     f = tmp_path / "one.parquet"
     pd.DataFrame({"a": [1]}).to_parquet(f)
     assert _replay(f) == 2
-    line = _error(capsys, "replay")
+    line = user_error("replay")
     assert "is a file, not a table" in line and "a table is a directory holding meta.json" in line
     (tmp_path / "empty").mkdir()
     assert _replay(tmp_path / "empty") == 2
-    assert "no committed shards" in _error(capsys, "replay")
+    assert "no committed shards" in user_error("replay")
     assert _replay(tmp_path / "missing") == 2
-    assert "no such table directory" in _error(capsys, "replay")
+    assert "no such table directory" in user_error("replay")
 
 
-def test_out_refuses_other_settings_and_force_leaves_no_stale_trace(tdir, tmp_path, capsys):
+def test_out_refuses_other_settings_and_force_leaves_no_stale_trace(tdir, tmp_path,
+                                                                    user_error):
     out = tmp_path / "o"
     (tmp_path / "o").mkdir()
     (out / "notes.txt").write_text("mine")
     assert _replay(tdir, "--rule", "etr1:tau=1", "--rule", "median", "--repeats", "2",
                    "--out", str(out)) == 0
     assert _replay(tdir, "--rule", "etr1:tau=1", "--repeats", "3", "--out", str(out)) == 2
-    line = _error(capsys, "replay")
+    line = user_error("replay")
     assert "holds results of other settings" in line and "--force" in line
     assert "summary.csv" in line and "traces" in line
     assert len(load_replay(out).summary) == 2  # nothing of the refused run
@@ -179,7 +171,7 @@ def test_outputs_record_provenance(tdir, tmp_path):
     assert record["seed"] == 5 and len(record["settings"]) == 2
 
 
-def test_a_second_command_on_a_busy_out_is_refused(tdir, tmp_path, capsys):
+def test_a_second_command_on_a_busy_out_is_refused(tdir, tmp_path, user_error):
     out = tmp_path / "busy"
     code = ("import sys, time; from lcsim.cliargs import prepare_out; "
             "prepare_out(sys.argv[1], {}, force=False); print('held', flush=True); "
@@ -189,7 +181,7 @@ def test_a_second_command_on_a_busy_out_is_refused(tdir, tmp_path, capsys):
     try:
         assert holder.stdout.readline().strip() == "held"
         assert _replay(tdir, "--repeats", "1", "--out", str(out)) == 2
-        line = _error(capsys, "replay")
+        line = user_error("replay")
         assert f"is in use by another running lcsim command (pid {holder.pid}" in line
     finally:
         holder.kill()
@@ -220,3 +212,19 @@ def test_killed_replay_resumes_to_the_same_results(tdir, tmp_path):
     a, b = load_replay(out), load_replay(fresh)
     pd.testing.assert_frame_equal(a.traces, b.traces)
     pd.testing.assert_frame_equal(a.summary, b.summary)
+
+
+def test_study_flag_errors_name_the_flag_not_the_preset(tdir, user_error):
+    assert main(["study", "--preset", "readme", "--table", str(tdir), "--max-time", "-5"]) == 2
+    line = user_error("study")
+    assert "max_time must be > 0 simulated seconds, got -5.0" in line and "preset" not in line
+
+
+def test_unreachable_dask_scheduler_is_a_user_error(tdir, user_error):
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        rc = main(["replay", "--table", str(tdir), "--optimizer", "hyperband", "--repeats", "1",
+                   "--no-progress", "--dask-scheduler", "tcp://127.0.0.1:1"])
+    assert rc == 2
+    assert "--dask-scheduler tcp://127.0.0.1:1: cannot connect" in user_error("replay")

@@ -145,30 +145,27 @@ def test_run_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
     assert not (tmp_path / "t").exists()  # nothing written
 
 
-def _pregen_error(capsys, tmp_path, *argv):
+def _pregen_error(user_error, *argv):
     from lcsim.cli import main
 
     rc = main(["pregen", "run", "--space", "mnist", "--epochs", "1", "--max-train", "64",
                "--no-progress", *argv])
-    err = capsys.readouterr().err
-    assert rc == 2 and "Traceback" not in err
-    line = err.strip().splitlines()[-1]
-    assert line.startswith("lcsim pregen run: error: ")
-    return line
+    assert rc == 2
+    return user_error("pregen run")
 
 
-def test_run_into_a_folder_of_foreign_files_refuses_before_writing(tmp_path, capsys):
+def test_run_into_a_folder_of_foreign_files_refuses_before_writing(tmp_path, user_error):
     d = tmp_path / "mine"
     d.mkdir()
     pd.DataFrame({"a": [1, 2]}).to_parquet(d / "x.parquet")
     (d / "notes.txt").write_text("mine")
-    line = _pregen_error(capsys, tmp_path, "--n-configs", "1", "--out", str(d))
+    line = _pregen_error(user_error, "--n-configs", "1", "--out", str(d))
     assert "not empty and not an lcsim table (it holds notes.txt, x.parquet)" in line
     assert sorted(p.name for p in d.iterdir()) == ["notes.txt", "x.parquet"]  # untouched
     # foreign Parquet where a table's shards go: named, without Arrow's internals
     (d / "configs").mkdir()
     os.replace(d / "x.parquet", d / "configs" / "x.parquet")
-    line = _pregen_error(capsys, tmp_path, "--n-configs", "1", "--out", str(d))
+    line = _pregen_error(user_error, "--n-configs", "1", "--out", str(d))
     assert line.endswith(f"{d / 'configs' / 'x.parquet'}: foreign Parquet file, not an lcsim "
                          "table shard (no 'lcsim' key-value metadata)")
     assert "FieldRef" not in line and "__fragment_index" not in line
@@ -184,17 +181,17 @@ def test_run_into_a_folder_of_foreign_files_refuses_before_writing(tmp_path, cap
     (["--n-configs", "9", "--workers-per-device", "0"],
      "argument --workers-per-device: must be an integer >= 1, got 0"),
 ])
-def test_run_careless_numbers_are_refused(tmp_path, capsys, argv, message):
-    assert message in _pregen_error(capsys, tmp_path, *argv, "--out", str(tmp_path / "t"))
+def test_run_careless_numbers_are_refused(tmp_path, user_error, argv, message):
+    assert message in _pregen_error(user_error, *argv, "--out", str(tmp_path / "t"))
     assert not (tmp_path / "t").exists()
 
 
-def test_run_on_cuda_without_cuda_says_how_to_run_on_cpu(tmp_path, capsys):
+def test_run_on_cuda_without_cuda_says_how_to_run_on_cpu(tmp_path, user_error):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device")
-    line = _pregen_error(capsys, tmp_path, "--n-configs", "1", "--devices", "cuda:0",
+    line = _pregen_error(user_error, "--n-configs", "1", "--devices", "cuda:0",
                          "--out", str(tmp_path / "t"))
     assert line.endswith("--devices cuda:0: no CUDA device is visible on this machine; run on "
                          "the CPU with --devices cpu")

@@ -63,54 +63,48 @@ def test_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert "Traceback" not in err
 
 
-def _error_line(capsys, command):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    line = err.strip().splitlines()[-1]
-    assert line.startswith(f"lcsim table {command}: error: ")
-    return line
-
-
 @pytest.mark.parametrize("command", ["info", "curves", "validate", "merge", "status"])
-def test_a_parquet_file_is_not_a_table_and_says_what_is(tdir, tmp_path, capsys, command):
+def test_a_parquet_file_is_not_a_table_and_says_what_is(tdir, tmp_path, capsys, user_error,
+                                                        command):
     export = tmp_path / "top.parquet"
     assert main(["table", "curves", "--table", str(tdir), "--out", str(export)]) == 0
     capsys.readouterr()
     assert main(["table", command, "--table", str(export)]) == 2
-    line = _error_line(capsys, command)
+    line = user_error(f"table {command}")
     assert f"{export}: is a file, not a table; a table is a directory holding meta.json" in line
 
 
-def test_empty_and_missing_directories_are_named(tmp_path, capsys):
+def test_empty_and_missing_directories_are_named(tmp_path, user_error):
     (tmp_path / "empty").mkdir()
     assert main(["table", "info", "--table", str(tmp_path / "empty")]) == 2
-    assert "empty: no committed shards" in _error_line(capsys, "info")
+    assert "empty: no committed shards" in user_error("table info")
     assert main(["table", "status", "--table", str(tmp_path / "gone")]) == 2
-    assert "gone: no such table directory" in _error_line(capsys, "status")
+    assert "gone: no such table directory" in user_error("table status")
 
 
-def test_validate_exits_1_for_an_invalid_table_and_2_for_a_bad_command(tdir, capsys):
+def test_validate_exits_1_for_an_invalid_table_and_2_for_a_bad_command(tdir, capsys,
+                                                                       user_error):
     (tdir / "configs" / "junk.parquet").write_bytes(b"not parquet")
     assert main(["table", "validate", "--table", str(tdir)]) == 1  # a result: INVALID
     assert "INVALID" in capsys.readouterr().out
     assert main(["table", "validate"]) == 2  # no --table: a usage error
-    assert "the following arguments are required: --table" in _error_line(capsys, "validate")
+    assert "the following arguments are required: --table" in user_error("table validate")
 
 
-def test_curves_out_is_not_overwritten_without_force(tdir, tmp_path, capsys):
+def test_curves_out_is_not_overwritten_without_force(tdir, tmp_path, user_error):
     out = tmp_path / "c.csv"
     out.write_text("mine")
     assert main(["table", "curves", "--table", str(tdir), "--top", "2", "--out", str(out)]) == 2
-    assert "exists; use another name, or --force" in _error_line(capsys, "curves")
+    assert "exists; use another name, or --force" in user_error("table curves")
     assert out.read_text() == "mine"
     assert main(["table", "curves", "--table", str(tdir), "--top", "2", "--out", str(out),
                  "--force"]) == 0
     assert len(pd.read_csv(out)) == 2 * T
 
 
-def test_curves_more_configs_than_the_table_holds(tdir, capsys):
+def test_curves_more_configs_than_the_table_holds(tdir, user_error):
     assert main(["table", "curves", "--table", str(tdir), "--top", "500"]) == 2
-    assert "k must be in 0..20 (table size), got 500" in _error_line(capsys, "curves")
+    assert "k must be in 0..20 (table size), got 500" in user_error("table curves")
 
 
 def test_appending_to_a_merged_table(tdir, tmp_path):

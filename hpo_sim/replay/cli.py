@@ -118,14 +118,16 @@ def _study(args) -> int:
     from dataclasses import replace
 
     from .settings import load_preset, preset_settings
+    from .simulate import ReplayConfig
     from .study import with_baselines
 
+    with user_errors():  # flags first, so that their errors name the flag, not the preset
+        goal = _goal(args, None)
+        ReplayConfig(**{k: v for k, v in _overrides(args).items() if v is not None})
     doc = load_preset(args.preset)  # PresetError names the key and value
     if args.optimizer:
         doc["optimizers"] = args.optimizer
     settings = preset_settings(doc, **_overrides(args))
-    with user_errors():
-        goal = _goal(args, None)
     if goal is not None:  # one goal from the command line replaces the preset's goals
         settings = with_baselines(_dedupe(replace(c, goal=goal) for c in settings))
     return _execute(args, settings, repeats=args.repeats or doc.get("repeats", 50),

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lcsim.errors import UserError
+
 from .audit import audit_run, goal_k
 from .fast import eligible, random_search_runs
 from .simulate import ReplayConfig, RunResult, epoch_costs, replay
@@ -144,7 +146,11 @@ def run_settings(
         elif scheduler:
             from distributed import Client
 
-            with Client(scheduler) as client:
+            try:
+                client = Client(scheduler)
+            except OSError as e:  # a mistyped address or a scheduler that is not running
+                raise UserError(f"--dask-scheduler {scheduler}: cannot connect ({e})") from None
+            with client:
                 ref = table_ref
                 if not isinstance(table_ref, str | os.PathLike):
                     ref = client.scatter(table_ref, broadcast=True)
