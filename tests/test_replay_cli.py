@@ -222,6 +222,7 @@ def test_study_flag_errors_name_the_flag_not_the_preset(tdir, user_error):
 
 def test_unreachable_dask_scheduler_is_a_user_error(tdir, user_error):
     import dask
+    import distributed  # noqa: F401  (its config defaults load first: set() restores them)
 
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
         rc = main(["replay", "--table", str(tdir), "--optimizer", "hyperband", "--repeats", "1",
