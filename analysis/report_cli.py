@@ -55,7 +55,8 @@ def main_report(args: argparse.Namespace) -> int:
                   "alrs": load_alrs(args.alrs) if args.alrs else None,
                   "esgd": load_esgd(args.esgd) if args.esgd else None,
                   "epbt": load_epbt(args.epbt) if args.epbt else None}
-    record = {"table": str(table.path) if table is not None and table.path else args.table,
+    record = {"command": args.command_name,
+              "table": str(table.path) if table is not None and table.path else args.table,
               **{k: [os.path.abspath(d) for d in v] if isinstance(v, list)
                  else v and os.path.abspath(v)
                  for k, v in (("replay", args.replay), ("alrs", args.alrs),

@@ -156,7 +156,8 @@ def prepare_out(out: str | Path, settings: dict[str, Any], *, force: bool,
     run resumes), or with `resume=False` (a command that rewrites everything) its earlier
     results are removed first. Results of other settings, or results with no record: refused
     with a UserError listing what would be replaced, unless `force`, which first removes
-    those results and the record. Files the command does not write are never touched.
+    those results and the record. A folder recorded by another command (the "command" key of
+    `settings`) is refused unless `force`. Files the command does not write are never touched.
     The folder stays locked by this process until `release_outs()`: another command on it
     meanwhile is refused.
     """
@@ -174,6 +175,10 @@ def prepare_out(out: str | Path, settings: dict[str, Any], *, force: bool,
         except (OSError, json.JSONDecodeError):
             old = None
     present = _present(d, results)
+    other = old.get("command") if isinstance(old, dict) else None
+    if other and other != doc.get("command") and not force:  # its results are not ours
+        raise UserError(f"--out {d} holds the results of `{other}`; give this command its "
+                        "own --out")
     if not (marker.exists() and old == doc):
         if present and not force:
             what = ", ".join(present)

@@ -96,3 +96,11 @@ def test_a_record_without_results_is_simply_replaced(tmp_path):
 def test_help_returns_0(capsys, argv):
     assert main(argv) == 0
     assert "usage: lcsim" in capsys.readouterr().out
+
+
+def test_a_folder_of_another_command_is_refused(tmp_path):
+    prepare_out(tmp_path, {"command": "lcsim replay", "seed": 0}, force=False,
+                results=["summary.csv"])
+    with pytest.raises(UserError, match="holds the results of `lcsim replay`; give this "
+                                        "command its own --out"):
+        prepare_out(tmp_path, {"command": "lcsim report"}, force=False, results=["*.png"])
