@@ -45,6 +45,19 @@ def test_counts_below_one_are_refused(tdir, user_error, flag, value):
     assert f"argument {flag}: must be an integer >= 1, got {value}" in user_error("replay")
 
 
+@pytest.mark.parametrize("argv,message", [
+    (["--goal-top", "150"], "Goal.top_percent must be in (0, 100], got 150.0"),
+    (["--goal", "0"], "Goal.accuracy must be in (0, 1], got 0.0"),
+    (["--max-time", "-1"], "max_time must be > 0 simulated seconds, got -1.0"),
+    (["--workers", "0"], "argument --workers: must be an integer >= 1, got 0"),
+    (["--seed", "-2"], "argument --seed: must be an integer >= 0, got -2"),
+])
+def test_careless_values_are_named(tdir, user_error, argv, message):
+    rc = main(["replay", "--table", str(tdir), "--optimizer", "random", "--repeats", "1",
+               "--no-progress", *argv])
+    assert rc == 2 and message in user_error("replay")
+
+
 def test_etr1_at_or_after_the_last_epoch_names_T(tdir, user_error):
     assert _replay(tdir, "--rule", "etr1:tau=999", "--repeats", "1") == 2
     line = user_error("replay")

@@ -216,19 +216,19 @@ def test_cli_report_bad_directory_is_a_clear_error(tmp_path, capsys):
     assert f"ESGD results: {tmp_path / 'missing'} is not a directory" in capsys.readouterr().err
 
 
-def test_cli_report_out_of_other_inputs_needs_force_and_leaves_no_stale_figure(
-        table_dir, replay_dir, tmp_path, capsys):
+def test_cli_report_out_of_other_inputs_needs_force(table_dir, tmp_path, capsys):
+    # which files --force removes is checked by the OUTPUTS contract above and in
+    # test_cliargs; here: the refusal and that the user's own files stay
     out = tmp_path / "r"
-    base = ["report", "--table", str(table_dir), "--out", str(out), "--dpi", "40"]
-    assert lcsim([*base, "--replay", str(replay_dir)]) == 0
+    base = ["report", "--table", str(table_dir), "--out", str(out)]
+    assert lcsim([*base, "--dpi", "30"]) == 0
     (out / "my-notes.png").write_bytes(b"mine")
-    assert lcsim(base) == 2  # other inputs: the replay figures would go
+    assert lcsim([*base, "--dpi", "31"]) == 2
     err = capsys.readouterr().err
-    assert f"lcsim report: error: --out {out} holds results of other settings" in err
-    assert "replay: 1 -> 0 entries" in err and "--force" in err
-    assert lcsim([*base, "--force"]) == 0
+    assert f"lcsim report: error: --out {out} holds results of other settings (dpi: 30 -> 31)" \
+        in err and "table_learning_curves.png" in err and "--force" in err
+    assert lcsim([*base, "--dpi", "31", "--force"]) == 0
     assert {p.name for p in out.glob("*.png")} == EXPECTED_TABLE | {"my-notes.png"}
-    assert lcsim(base) == 0  # same inputs: rendered again
 
 
 def test_cli_report_without_inputs(tmp_path, capsys):
