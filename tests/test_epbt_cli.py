@@ -119,14 +119,14 @@ def test_other_settings_are_refused_and_force_replaces_every_run(tmp_path, tiny_
     (["--preset", "nope"], "unknown EPBT preset 'nope'; available: cifar10-paper, mnist-small"),
     (["--preset", "missing.json"], "EPBT preset file missing.json: no such file"),
     (["--device", "cuda:7"], "--device cuda:7"),
-    (["--seeds", "0", "-1"], "--seeds must be >= 0, got [-1]"),
+    (["--seeds", "0", "-1"], "argument --seeds: must be an integer >= 0, got -1"),
+    (["--population", "0"], "argument --population: must be an integer >= 1, got 0"),
 ])
-def test_bad_arguments_are_one_line_errors(tmp_path, capsys, argv, message, monkeypatch):
+def test_bad_arguments_are_one_line_errors(tmp_path, user_error, argv, message, monkeypatch):
     monkeypatch.chdir(tmp_path)
     rc = main(["live", "epbt", "--out", str(tmp_path / "out"), *argv])
-    err = capsys.readouterr().err
-    assert rc == 2 and err.startswith("lcsim live epbt: error: ") and message in err
-    assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+    assert rc == 2 and message in user_error("live epbt")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("change, message", [

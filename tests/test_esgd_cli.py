@@ -105,14 +105,20 @@ def test_bad_presets_are_one_line_errors(tmp_path, tiny_mnist_root, capsys, chan
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--seed", "-1"], "config: ESGDConfig.seed must be >= 0, got -1"),
-    (["--mu", "0"], "config: ESGDConfig.mu must be >= 1, got 0"),
-    (["--train-examples", "0"], "train_examples=0 must be in [1, "),
-    (["--preset", "nope"], "unknown ESGD preset 'nope'; available: cifar10-paper, mnist-small"),
+    (["--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
+    (["--mu", "0"], "argument --mu: must be an integer >= 1, got 0"),
+    (["--train-examples", "0"], "argument --train-examples: must be an integer >= 1, got 0"),
+    (["--device", "cuda"], "--device cuda: no CUDA device is visible on this machine; run on "
+                           "the CPU with --device cpu"),
+    (["--preset", "nope"], "unknown ESGD preset 'nope'; available: cifar10-paper, mnist-small "
+                           "(or a path to a .json file)"),
 ])
-def test_bad_flags_are_one_line_errors(tmp_path, tiny_mnist_root, capsys, flags, message):
+def test_bad_flags_are_one_line_errors(tmp_path, tiny_mnist_root, user_error, monkeypatch,
+                                       flags, message):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     rc = main(["live", "esgd", "--out", str(tmp_path / "out"), "--data-root",
                str(tiny_mnist_root), *flags])
-    err = capsys.readouterr().err
-    assert rc == 2 and err.startswith("lcsim live esgd: error: ") and message in err
-    assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+    assert rc == 2 and user_error("live esgd") == f"lcsim live esgd: error: {message}"
+    assert not (tmp_path / "out").exists()

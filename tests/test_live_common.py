@@ -15,7 +15,6 @@ from lcsim.hpo_sim.live.common import (
     PresetError,
     build_config,
     child_seeds,
-    flat_settings,
     load_data,
     load_preset,
     model_factory,
@@ -129,11 +128,6 @@ def test_build_config_names_the_bad_value(values, message):
     with pytest.raises(PresetError) as e:
         build_config(Outer, values, "w")
     assert str(e.value) == message or str(e.value).startswith(message)
-
-
-def test_flat_settings_name_each_leaf():
-    assert flat_settings({"a": 1, "config": {"mu": 4, "pool": {"gamma": 0.9}}, "e": {}}) == {
-        "a": 1, "config.mu": 4, "config.pool.gamma": 0.9, "e": {}}
 
 
 def test_write_parquet_is_atomic_and_keeps_the_metadata(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
-from lcsim.cliargs import add_device, add_out, add_progress, check_device
+from lcsim.cliargs import add_device, add_out, add_progress, check_device, positive_int
 
 _METHODS = (
     "lcsim.hpo_sim.live.alrs.cli", "lcsim.hpo_sim.live.esgd.cli", "lcsim.hpo_sim.live.epbt.cli",
@@ -39,7 +39,7 @@ def add_run_flags(p: argparse.ArgumentParser, method: str, overrides: Sequence[s
     add_device(p)
     p.add_argument("--data-root", default=None, help="dataset root (mnist: shipped subset)")
     for name in overrides:
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
+        p.add_argument(f"--{name.replace('_', '-')}", type=positive_int, default=None,
                        help=f"override the preset's {name}")
     add_progress(p)
 

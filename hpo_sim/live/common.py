@@ -12,8 +12,7 @@
   killed run leaves the old file or none, never half a file) with `meta` as JSON under the
   Parquet key-value key `lcsim` (`META_KEY`); `read_meta(path)` reads it back;
   `write_csv` and `write_json` do the same for summaries and small records, and
-  `replacing(path)` for any other writer; `flat_settings` is the record of an --out
-  folder's settings. `meta` is built by
+  `replacing(path)` for any other writer. `meta` is built by
   `lcsim.provenance.provenance(device=..., ...)`, the builder every artifact uses.
 - **Models and data.** `model_factory(spec, data)` turns a preset's model (`{"named": NAME}`
   or `{"space": SPACE, "config": {...}}`, optional `"name"` label) into `seed -> nn.Module`;
@@ -45,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from lcsim.errors import UserError
+from lcsim.errors import PresetError, UserError
 
 __all__ = [
     "META_KEY",
@@ -54,7 +53,6 @@ __all__ = [
     "build_config",
     "check_model_spec",
     "child_seeds",
-    "flat_settings",
     "load_data",
     "load_preset",
     "model_factory",
@@ -71,10 +69,6 @@ __all__ = [
 META_KEY = b"lcsim"  # the Parquet key-value key of the provenance (as in tables)
 _METHODS = {"alrs": "ALRS", "esgd": "ESGD", "epbt": "EPBT"}
 MODEL_KEYS = ("named", "space", "config", "name")
-
-
-class PresetError(UserError, ValueError):
-    """A preset (or a setting given on top of one) that cannot be used, named in the message."""
 
 
 # ---------------------------------------------------------------- presets
@@ -244,18 +238,6 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write `obj` as JSON to `path` atomically."""
     with replacing(Path(path)) as tmp:
         tmp.write_text(json.dumps(obj, default=str))
-
-
-def flat_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as one level of dotted keys ({"config": {"mu": 4}} -> {"config.mu": 4}),
-    so that `lcsim.cliargs.prepare_out` names the very setting that differs."""
-    out: dict[str, Any] = {}
-    for k, v in settings.items():
-        if isinstance(v, dict) and v:
-            out.update(flat_settings(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 # ---------------------------------------------------------------- models and data

@@ -24,6 +24,7 @@ from lcsim.cliargs import (
     add_progress,
     add_seed,
     check_device,
+    positive_int,
     prepare_out,
 )
 from lcsim.errors import UserError
@@ -38,7 +39,7 @@ def register(live_sub: argparse._SubParsersAction) -> None:
                    help="named model: mnist-cnn | resnet18-cifar | resnet20 | resnet32")
     p.add_argument("--optimizer", default="adam",
                    help="a pregen.trainer optimizer: sgd, momentum, nesterov, rmsprop, adam")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--initial-lr", type=float, default=1.0, help="ALRS LR seed (paper: 1)")
     add_seed(p, "the model's initialisation, the data order and dropout")
     p.add_argument("--data-root", default=None, help="dataset root (mnist: shipped subset)")
@@ -73,10 +74,6 @@ def _alrs(args: argparse.Namespace) -> int:
         seeds,
     )
 
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.seed < 0:
-        raise UserError(f"--seed must be >= 0, got {args.seed}")
     if args.optimizer not in OPTIMIZERS:
         raise UserError(f"--optimizer {args.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
     try:
@@ -119,15 +116,13 @@ def _compare(args: argparse.Namespace) -> int:
     from lcsim.hpo_sim.live.alrs import results as layout
     from lcsim.hpo_sim.live.alrs.compare import load_experiments, run_experiment
     from lcsim.hpo_sim.live.alrs.summary import format_summary
-    from lcsim.hpo_sim.live.common import flat_settings
 
     from lcsim.provenance import provenance
 
     preset, exps = load_experiments(args.preset)
     device = check_device(args.device or preset.get("device", "cpu"))
-    out = prepare_out(args.out, flat_settings({"command": "live alrs-compare",
-                                               "preset": preset}),
-                      force=args.force, results=layout.result_names(args.out))
+    out = prepare_out(args.out, {"command": args.command_name, "preset": preset},
+                      force=args.force, results=layout.RESULTS)
     all_runs, all_study = [], []
     for exp in exps:
         runs, study = run_experiment(exp, out, device=device, data_root=args.data_root,
@@ -136,7 +131,7 @@ def _compare(args: argparse.Namespace) -> int:
         all_study.append(study)
     runs = pd.concat(all_runs, ignore_index=True)
     study = pd.concat(all_study, ignore_index=True)
-    meta = provenance(device=device, preset=preset,
+    meta = provenance(device=device, command=args.command_line, preset=preset,
                       experiments=[dataclasses.asdict(e) for e in exps])
     summary = layout.write_results(out, runs, study, meta)
     sys.stdout.write(format_summary(summary))

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["RUNS", "RUN_COLUMNS", "RUN_FILES", "SEED_STUDY", "STUDY_COLUMNS", "SUMMARY",
-           "SUMMARY_MD", "loss_plot", "result_names", "write_results"]
+__all__ = ["RESULTS", "RUNS", "RUN_COLUMNS", "RUN_FILES", "SEED_STUDY", "STUDY_COLUMNS",
+           "SUMMARY", "SUMMARY_MD", "loss_plot", "write_results"]
 
 RUN_FILES = "runs"
 RUNS = "runs.parquet"
@@ -35,17 +35,12 @@ RUN_COLUMNS = ("experiment", "dataset", "optimizer", "method", "seed", "lr", "tu
                "val_accuracy", "train_batches", "curve")
 STUDY_COLUMNS = ("experiment", "dataset", "optimizer", "method", "seed", "lr_seed", "lr",
                  "tune_batches", "tune_seconds")
+# what the command writes (glob patterns: what --force replaces)
+RESULTS = (RUN_FILES, RUNS, SEED_STUDY, SUMMARY, SUMMARY_MD, "loss-*.png")
 
 
 def loss_plot(optimizer: str) -> str:
     return f"loss-{optimizer}.png"
-
-
-def result_names(out: str | os.PathLike) -> list[str]:
-    """Every name in `out` this layout owns (what `--force` replaces)."""
-    d = Path(out)
-    plots = sorted(p.name for p in d.glob(loss_plot("*"))) if d.is_dir() else []
-    return [RUN_FILES, RUNS, SEED_STUDY, SUMMARY, SUMMARY_MD, *plots]
 
 
 def write_results(out: str | os.PathLike, runs: pd.DataFrame, study: pd.DataFrame,

@@ -28,8 +28,7 @@ from lcsim.hpo_sim.live.cli import add_run_flags, load_run
 from lcsim.hpo_sim.live.epbt import results as layout
 from lcsim.hpo_sim.live.epbt.config import METHODS
 
-from lcsim.cliargs import prepare_out
-from lcsim.errors import UserError
+from lcsim.cliargs import nonneg_int, prepare_out
 
 __all__ = ["register", "main_epbt"]
 
@@ -42,7 +41,7 @@ def register(live_sub: argparse._SubParsersAction) -> None:
                             description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--method", nargs="+", default=["epbt", "pbt", "baseline"],
                    choices=METHODS + ("all",), help="methods to run (all = every one)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0],
+    p.add_argument("--seeds", nargs="+", type=nonneg_int, default=[0],
                    help="one run per seed; a run's seed seeds its initial population, data "
                         "order, dropout and every evolutionary decision")
     add_run_flags(p, "epbt", _OVERRIDES)
@@ -51,7 +50,7 @@ def register(live_sub: argparse._SubParsersAction) -> None:
 
 def main_epbt(args: argparse.Namespace) -> int:
     import pandas as pd
-    from lcsim.hpo_sim.live.common import flat_settings, write_csv, write_parquet
+    from lcsim.hpo_sim.live.common import write_csv, write_parquet
     from lcsim.hpo_sim.live.epbt.algorithm import run
     from lcsim.hpo_sim.live.epbt.config import EPBTConfig
     from lcsim.hpo_sim.live.epbt.summary import closing_tables
@@ -59,16 +58,13 @@ def main_epbt(args: argparse.Namespace) -> int:
 
     from lcsim.provenance import provenance
 
-    bad = [s for s in args.seeds if s < 0]
-    if bad:
-        raise UserError(f"--seeds must be >= 0, got {bad}")
     methods = list(METHODS) if "all" in args.method else list(dict.fromkeys(args.method))
     preset, base, data, factory = load_run(args, "epbt", EPBTConfig, _OVERRIDES, PRESET_KEYS)
     device = args.device
     settings = {k: v for k, v in asdict(base).items() if k not in ("method", "seed")}
-    out = prepare_out(args.out, flat_settings({"command": "live epbt", "preset": preset,
-                                               "config": settings}), force=args.force,
-                      results=[p.name for p in layout.run_dirs(args.out)] + [layout.SUMMARY])
+    out = prepare_out(args.out, {"command": args.command_name, "preset": preset,
+                                 "config": settings},
+                      force=args.force, results=layout.RESULTS)
     for method in methods:
         for seed in args.seeds:
             cfg = replace(base, method=method, seed=seed)
@@ -86,7 +82,8 @@ def main_epbt(args: argparse.Namespace) -> int:
 
             res = run(cfg, data, factory, device=device, progress=progress)
             bar.close()
-            meta = provenance(device=device, preset=preset, config=asdict(cfg),
+            meta = provenance(device=device, command=args.command_line, preset=preset,
+                              config=asdict(cfg),
                               dataset=preset["dataset"], seconds=res.seconds)
             write_parquet(res.records, d / layout.RECORDS, meta)
             write_parquet(res.lineage, d / layout.LINEAGE, meta)  # last: marks the run done

@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["H_PREFIX", "LINEAGE", "RECORDS", "RECORD_COLUMNS", "SUMMARY", "parse_run_dir",
-           "run_dir", "run_dirs"]
+__all__ = ["H_PREFIX", "LINEAGE", "RECORDS", "RECORD_COLUMNS", "RESULTS", "SUMMARY",
+           "parse_run_dir", "run_dir", "run_dirs"]
 
 RECORDS = "records.parquet"
 LINEAGE = "lineage.parquet"
@@ -27,6 +27,7 @@ RECORD_COLUMNS = ("method", "seed", "generation", "epoch", "individual", "parent
                   "diverged")
 H_PREFIX = "h_"
 _SEP = "-seed"
+RESULTS = (f"*{_SEP}*", SUMMARY)  # what the command writes (glob patterns, for --force)
 
 
 def run_dir(out: str | os.PathLike, method: str, seed: int) -> Path:

@@ -23,7 +23,7 @@ from lcsim.hpo_sim.live.cli import add_run_flags, load_run
 from lcsim.hpo_sim.live.esgd import results as layout
 from lcsim.hpo_sim.live.esgd.config import METHODS
 
-from lcsim.cliargs import prepare_out
+from lcsim.cliargs import nonneg_int, positive_int, prepare_out
 
 __all__ = ["PRESET_KEYS", "main_esgd", "register"]
 
@@ -38,9 +38,9 @@ def register(live_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", nargs="+", default=["all"], choices=METHODS + ("all",),
                    help="methods to run (all = every one; default)")
     add_run_flags(p, "esgd", _OVERRIDES)
-    p.add_argument("--train-examples", type=int, default=None,
+    p.add_argument("--train-examples", type=positive_int, default=None,
                    help="override the preset's train_examples (the first N training examples)")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--seed", type=nonneg_int, default=None,
                    help="overrides the preset's seed, which seeds the initial population, the "
                         "optimizer draws and selections, mutation noise, data order, dropout")
     p.add_argument("--init", choices=("random", "perturb"), default=None,
@@ -50,7 +50,7 @@ def register(live_sub: argparse._SubParsersAction) -> None:
 
 def main_esgd(args: argparse.Namespace) -> int:
     import pandas as pd
-    from lcsim.hpo_sim.live.common import flat_settings, write_csv, write_parquet
+    from lcsim.hpo_sim.live.common import write_csv, write_parquet
     from lcsim.hpo_sim.live.esgd.algorithm import run, summarize
     from lcsim.hpo_sim.live.esgd.config import ESGDConfig
     from tqdm import tqdm
@@ -64,10 +64,9 @@ def main_esgd(args: argparse.Namespace) -> int:
     device = args.device
     cfg_dict = dataclasses.asdict(cfg)
     n_train = int(data.train_y.shape[0])
-    settings = {"command": "live esgd", "preset": preset, "config": cfg_dict,
+    settings = {"command": args.command_name, "preset": preset, "config": cfg_dict,
                 "train_examples": n_train}
-    out = prepare_out(args.out, flat_settings(settings), force=args.force,
-                      results=[*METHODS, layout.SUMMARY])
+    out = prepare_out(args.out, settings, force=args.force, results=layout.RESULTS)
     for method in methods:
         d = layout.method_dir(out, method)
         if (d / layout.FINAL).exists():
@@ -84,7 +83,8 @@ def main_esgd(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         res = run(method, cfg, factory, data, device=device, progress=progress)
         bar.close()
-        meta = provenance(device=device, method=method, preset=preset, config=cfg_dict,
+        meta = provenance(device=device, command=args.command_line, method=method,
+                          preset=preset, config=cfg_dict,
                           dataset=preset["dataset"], train_examples=n_train,
                           seconds=time.perf_counter() - t0)
         write_parquet(res.records, d / layout.RECORDS, meta)

@@ -15,8 +15,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["FINAL", "FINAL_COLUMNS", "RECORDS", "RECORD_COLUMNS", "SUMMARY", "method_dir",
-           "method_dirs"]
+from lcsim.hpo_sim.live.esgd.config import METHODS
+
+__all__ = ["FINAL", "FINAL_COLUMNS", "RECORDS", "RECORD_COLUMNS", "RESULTS", "SUMMARY",
+           "method_dir", "method_dirs"]
 
 RECORDS = "records.parquet"
 FINAL = "final.parquet"
@@ -25,6 +27,7 @@ RECORD_COLUMNS = ("method", "generation", "individual", "slot", "offspring", "pa
                   "optimizer", "lr", "momentum", "fitness_start", "fitness", "backoffs",
                   "elite", "selected")
 FINAL_COLUMNS = ("individual", "fitness", "test_loss", "test_error")
+RESULTS = (*METHODS, SUMMARY)  # what the command writes: what --force replaces
 
 
 def method_dir(out: str | os.PathLike, method: str) -> Path:
