@@ -24,6 +24,7 @@ hooks (hypergradient descent) or without learning rate (Prodigy), goes through t
 Batches of an epoch come from `epoch_batches` (shuffled by a seeded generator; a last batch
 of one example is dropped, since batch norm cannot train on it) and losses are summed by
 `RunningLoss`; the population loop of hpo_sim.live calls both, so the rules live here once.
+(A little over 400 lines: the loop, its factories and these rules are one contract.)
 
 Seeds: `spec.seed` is split with np.random.SeedSequence into init / data-order / dropout
 seeds; dropout draws run inside `fork_seeded`, so the caller's global RNG is untouched.
