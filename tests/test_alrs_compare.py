@@ -49,8 +49,11 @@ def test_shipped_presets_load(name):
     assert raw["description"] and exps
     for e in exps:
         assert set(e.optimizers) == {"adam", "momentum"}
-        assert len(e.seeds) == 3 and len(e.seed_study_lrs) == 10
-        assert e.seed_study_lrs[0] == pytest.approx(5e-5) and e.seed_study_lrs[-1] == 10
+        # Section 5 / Table 4's range (Section 4.1 says [0.001, 10]), as a preset setting
+        assert e.seed_study_range == (5e-5, 10.0) and len(e.seeds) == 3
+        lrs = e.seed_study_values
+        assert len(lrs) == 10 and lrs[0] == pytest.approx(5e-5) and lrs[-1] == 10
+        assert e.alrs_adjustment == "last"
     if name == "paper":
         assert [(e.dataset, e.epochs, e.batch_size) for e in exps] == [
             ("mnist", 10, 128),
