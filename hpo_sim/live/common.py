@@ -23,6 +23,10 @@
 - **Seeds.** `seed_int(seed)` and `child_seeds(seed, n)` derive integer seeds from
   `np.random.SeedSequence` (never seed arithmetic); `torch_generator(seed, device)` is a
   seeded torch.Generator.
+- **Claims.** `Claim` is one paper claim judged on result frames: our value, the verdict
+  (`holds`: True / False, None when not checkable, `missing` says which input is absent) and
+  the inputs it was judged on. Each method's `claims` module computes them from the frames
+  its result folder holds; `claims_frame` lays a list of them out as a table.
 
 torch is imported inside the functions that need it, so the CLI's `--help` stays light.
 """
@@ -49,8 +53,10 @@ from lcsim.errors import PresetError, UserError
 __all__ = [
     "META_KEY",
     "lazy_exports",
+    "Claim",
     "PresetError",
     "build_config",
+    "claims_frame",
     "check_model_spec",
     "child_seeds",
     "load_data",
@@ -324,6 +330,36 @@ def torch_generator(seed: int | np.random.SeedSequence, device="cpu"):
     import torch
 
     return torch.Generator(device=device).manual_seed(seed_int(seed))
+
+
+# ---------------------------------------------------------------- claims
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A paper's claim judged on our results; the verdict is computed, never written down."""
+
+    claim: str  # what is claimed, in a few words ("ESGD best fitness never worsens")
+    scope: str  # which results it was judged on ("mnist / adam", "esgd", "seed 0")
+    value: float  # our number
+    holds: bool | None  # the verdict; None: not checkable (see `missing`)
+    inputs: dict[str, Any] = dataclasses.field(default_factory=dict)  # what it was judged on
+    paper: Any = None  # the paper's number or statement, where it gives one
+    missing: str = ""  # why it is not checkable: the input that is absent
+
+    def __post_init__(self):
+        if self.holds is None and not self.missing:
+            raise ValueError(f"Claim {self.claim!r}: a claim that is not checkable must say "
+                             "which input is missing")
+
+
+def claims_frame(claims: Sequence[Claim]):
+    """One row per claim: claim, scope, value, holds, paper, missing, inputs (JSON text)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"claim": c.claim, "scope": c.scope, "value": c.value,
+                          "holds": c.holds, "paper": c.paper, "missing": c.missing,
+                          "inputs": json.dumps(c.inputs, default=str)} for c in claims],
+                        columns=["claim", "scope", "value", "holds", "paper", "missing",
+                                 "inputs"])
 
 
 # ---------------------------------------------------------------- packages
