@@ -267,19 +267,21 @@ def check_model_spec(spec: Any, where: str = "model") -> None:
 def model_factory(spec: Any, data, where: str = "model") -> Callable[[int], Any]:
     """`seed -> nn.Module` for a preset's model spec, sized for `data` (in_shape, classes).
 
-    {"named": NAME} is one of pregen.models.NAMED_MODELS; {"space": SPACE, "config": {...}}
+    {"named": NAME} is one of pregen.models.NAMED_MODELS (wrn-D-K for a wide ResNet);
+    {"space": SPACE, "config": {...}}
     is the space's CNN with the config on top of the space's fixed values. "name" only labels.
     """
-    from lcsim.pregen.models import NAMED_MODELS, build_model, build_named_model
+    from lcsim.pregen.models import NAMED_MODELS, build_model, build_named_model, is_named_model
     from lcsim.tabular.spaces import get_space
 
     check_model_spec(spec, where)
     kw = {"in_shape": data.in_shape, "num_classes": data.num_classes}
     if "named" in spec:
         name = spec["named"]
-        if name not in NAMED_MODELS:
+        if not is_named_model(name):
             raise PresetError(f"{where}.named: unknown model {name!r}; choose from "
-                              f"{', '.join(NAMED_MODELS)}")
+                              f"{', '.join(NAMED_MODELS)} or wrn-D-K (a wide ResNet, depth "
+                              "D = 6n + 4, width K, e.g. wrn-28-10)")
         return lambda seed: build_named_model(name, seed=seed, **kw)
     space = get_space(spec["space"])
     full = {**space.fixed, **spec["config"]}

@@ -38,7 +38,8 @@ def register(live_sub: argparse._SubParsersAction) -> None:
     p = live_sub.add_parser("alrs", help="choose an initial learning rate with ALRS")
     p.add_argument("--dataset", default="mnist", help="mnist | cifar10 | cifar100 | svhn")
     p.add_argument("--model", default="mnist-cnn",
-                   help="named model: mnist-cnn | resnet18-cifar | resnet20 | resnet32")
+                   help="named model: mnist-cnn | resnet18-cifar | resnet20 | resnet32 | "
+                        "wrn-D-K (e.g. wrn-28-10)")
     p.add_argument("--optimizer", default="adam",
                    help="a pregen.trainer optimizer: sgd, momentum, nesterov, rmsprop, adam")
     p.add_argument("--batch-size", type=positive_int, default=128)
