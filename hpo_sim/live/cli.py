@@ -48,8 +48,9 @@ def load_run(args: argparse.Namespace, method: str, config_cls: type,
              overrides: Sequence[str], preset_keys: dict[str, Sequence[str]], *,
              train_examples: int | None = None) -> tuple[dict, Any, Any, Any]:
     """(preset, config, data, model factory) for the command's flags: the preset's config
-    with the given overrides (flags not None), its dataset on --device, the first
-    `train_examples` (else the preset's "train_examples", else all) training examples."""
+    with the given overrides (flags not None), its dataset on --device with the preset's
+    "val_size" and "augment" (else the dataset's defaults), the first `train_examples` (else
+    the preset's "train_examples", else all) training examples."""
     from lcsim.hpo_sim.live.common import build_config, load_data, load_preset, model_factory
 
     device = check_device(args.device)
@@ -58,7 +59,7 @@ def load_run(args: argparse.Namespace, method: str, config_cls: type,
     given = {k: getattr(args, k) for k in overrides if getattr(args, k) is not None}
     cfg = build_config(config_cls, {**preset["config"], **given}, f"{where}: config")
     data = load_data(preset["dataset"], args.data_root, device=device,
-                     val_size=preset.get("val_size"),
+                     val_size=preset.get("val_size"), augment=preset.get("augment"),
                      train_examples=preset.get("train_examples") if train_examples is None
                      else train_examples)
     return preset, cfg, data, model_factory(preset["model"], data, f"{where}: model")

@@ -289,14 +289,22 @@ def model_factory(spec: Any, data, where: str = "model") -> Callable[[int], Any]
 
 
 def load_data(dataset: str, data_root: str | None = None, *, device: str = "cpu",
-              val_size: int | None = None, train_examples: int | None = None):
+              val_size: int | None = None, train_examples: int | None = None,
+              augment: Sequence[str] | None = None):
     """pregen.data.load_dataset on `device`; with `train_examples`, the first N training
-    examples only (the validation split is taken before, from the whole training split)."""
+    examples only (the validation split is taken before, from the whole training split).
+    `augment`: train-time ops (pregen.augment; None: the dataset's default)."""
+    from lcsim.pregen.augment import check_augment
     from lcsim.pregen.data import DATASETS, load_dataset
 
     if dataset not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
-    data = load_dataset(dataset, data_root, val_size=val_size, device=device)
+    if augment is not None:
+        try:
+            augment = check_augment(augment)
+        except ValueError as e:
+            raise UserError(f"augment: {e}") from None
+    data = load_dataset(dataset, data_root, val_size=val_size, device=device, augment=augment)
     if train_examples is not None:
         n = data.train_y.shape[0]
         if not 0 < train_examples <= n:
