@@ -41,6 +41,7 @@ def test_cli_compare_writes_the_layout_and_resumes(tiny_mnist_root, tmp_path, ca
     meta = read_meta(out / layout.SUMMARY)
     assert meta["device"] == "cpu" and meta["experiments"][0]["epochs"] == 1
     assert meta["preset"]["description"] == "test" and meta["code_revision"]
+    assert meta["augment"] == {"mnist-tiny-cnn-1ep": []}  # recorded, here MNIST's none
     assert "grid best 3" in capsys.readouterr().out
     # every file is in the layout, so --force can replace them all
     written = {p.name for p in out.iterdir() if not p.name.startswith(".")} - {"lcsim-run.json"}

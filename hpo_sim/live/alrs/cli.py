@@ -146,7 +146,8 @@ def _compare(args: argparse.Namespace) -> int:
     runs = pd.concat(all_runs, ignore_index=True)
     study = pd.concat(all_study, ignore_index=True)
     meta = provenance(device=device, command=args.command_line, preset=preset,
-                      experiments=[dataclasses.asdict(e) for e in exps])
+                      experiments=[dataclasses.asdict(e) for e in exps],
+                      augment={e.label: list(e.augment_ops) for e in exps})
     summary = layout.write_results(out, runs, study, meta)
     sys.stdout.write(format_summary(summary))
     if not args.no_progress:

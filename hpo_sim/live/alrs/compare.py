@@ -99,6 +99,9 @@ class Experiment:
     seeds: tuple[int, ...] = (0, 1, 2)  # paper: three random seeds
     val_size: int | None = None  # None: pregen's default validation split
     train_examples: int | None = None  # first N training examples (None: the whole split)
+    # train-time augmentation ops (pregen.augment); None: the dataset's default. The paper
+    # states none ("default datasets"); the presets keep the defaults (CIFAR crop + flip)
+    augment: tuple[str, ...] | None = None
     # Standard rates (Zhang et al. 2019, the paper's reference): Adam 1e-3; SGD momentum 0.9
     # at 0.01 (0.1 is the CIFAR ResNet custom; 0.01 is the common MNIST CNN rate).
     standard_lr: dict[str, float] = field(default_factory=lambda: {"adam": 1e-3, "momentum": 0.01})
@@ -131,6 +134,10 @@ class Experiment:
                 f"{self.batch_size}"
             )
         check_model_spec(self.model, "Experiment.model")
+        if self.augment is not None:
+            from lcsim.pregen.augment import check_augment
+
+            check_augment(self.augment)
         if self.alrs_adjustment not in ADJUSTMENTS:
             raise ValueError(f"Experiment.alrs_adjustment must be one of "
                              f"{', '.join(ADJUSTMENTS)}, got {self.alrs_adjustment!r}")
@@ -158,6 +165,13 @@ class Experiment:
                 raise ValueError(f"Experiment.standard_lr has no rate for optimizer {opt!r}")
             if "grid" in self.methods and not self.grid.get(opt):
                 raise ValueError(f"Experiment.grid has no rates for optimizer {opt!r}")
+
+    @property
+    def augment_ops(self) -> tuple[str, ...]:
+        """The augmentation this experiment trains with (`augment`, else the default)."""
+        from lcsim.pregen.data import default_augment
+
+        return default_augment(self.dataset) if self.augment is None else self.augment
 
     @property
     def seed_study_values(self) -> tuple[float, ...]:
@@ -333,7 +347,7 @@ def run_experiment(
     runs_dir = Path(out) / RUN_FILES
     runs_dir.mkdir(parents=True, exist_ok=True)
     data = load_data(exp.dataset, data_root, device=device, val_size=exp.val_size,
-                     train_examples=exp.train_examples)
+                     train_examples=exp.train_examples, augment=exp.augment)
     # (key, method, fixed-rate identity or None, job). Fixed-rate runs (standard, x10, x0.1,
     # grid) are deterministic given (optimizer, rate, seed): one that repeats another is copied.
     jobs: list[tuple[str, str, tuple | None, Callable[[], dict[str, Any]]]] = []
