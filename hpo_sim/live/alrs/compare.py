@@ -333,14 +333,9 @@ def _key(opt_name: str, method: str, seed: int, lr: float | None) -> str:
     return f"{opt_name}-{method}{lr_part}-s{seed}"
 
 
-def run_experiment(
-    exp: Experiment,
-    out: Path,
-    *,
-    device: str = "cpu",
-    data_root: str | None = None,
-    progress: bool = True,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_experiment(exp: Experiment, out: Path, *, device: str = "cpu",
+                   data_root: str | None = None,
+                   progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run (or resume) one experiment; returns (runs, seed_study) tables."""
     from tqdm.auto import tqdm
 
@@ -357,36 +352,19 @@ def run_experiment(
             for lr in rates:
                 for seed in exp.seeds:
                     fixed = _FIXED.get(method)
-                    rate = (
-                        lr
-                        if method == "grid"
-                        else (exp.standard_lr[opt_name] * fixed if fixed else None)
-                    )
+                    rate = lr if method == "grid" else (
+                        exp.standard_lr[opt_name] * fixed if fixed else None)
                     ident = (opt_name, seed, float(f"{rate:.6e}")) if rate else None
-                    jobs.append(
-                        (
-                            _key(opt_name, method, seed, lr),
-                            method,
-                            ident,
-                            lambda o=opt_name, m=method, s=seed, r=lr: _one_run(
-                                exp, data, o, m, s, device, grid_lr=r
-                            ),
-                        )
-                    )
+                    jobs.append((_key(opt_name, method, seed, lr), method, ident,
+                                 lambda o=opt_name, m=method, s=seed, r=lr: _one_run(
+                                     exp, data, o, m, s, device, grid_lr=r)))
         for lr0 in exp.seed_study_values:
             for seed in exp.seed_study_seeds:
 
                 def study(o=opt_name, s=seed, l0=lr0):
                     r = _alrs_rate(exp, data, o, s, device, initial_lr=l0)
-                    return {
-                        "optimizer": o,
-                        "method": "seed_study",
-                        "seed": s,
-                        "lr_seed": l0,
-                        "lr": r.lr,
-                        "tune_batches": r.batches,
-                        "tune_seconds": r.seconds,
-                    }
+                    return {"optimizer": o, "method": "seed_study", "seed": s, "lr_seed": l0,
+                            "lr": r.lr, "tune_batches": r.batches, "tune_seconds": r.seconds}
 
                 jobs.append((_key(opt_name, "seedstudy", seed, lr0), "seed_study", None, study))
     rows = []
