@@ -153,6 +153,8 @@ def label_of(obj: Any) -> str:
         opts = ",".join(f"{k}={v}" for k, v in obj.keywords.items())
         return label_of(obj.func) + (f":{opts}" if opts else "")
     if inspect.isclass(obj) or inspect.isfunction(obj) or inspect.ismethod(obj):
+        if obj.__module__.split(".")[0] == "optuna":  # optuna.samplers._tpe.sampler:TPESampler
+            return f"optuna:{obj.__qualname__}"
         return f"{obj.__module__}:{obj.__qualname__}"
     cls = type(obj)
     if cls.__str__ is not object.__str__ or cls.__repr__ is not object.__repr__:
@@ -210,7 +212,7 @@ def _as_rule(obj: Any, spec: str, options: Mapping[str, Any]):
             raise SpecError(f"stopping rule {spec!r} is an object, not a class: it takes no "
                             f"options, got {dict(options)}")
         return obj
-    if callable(obj):
+    if callable(obj) and not (inspect.isclass(obj) and not hasattr(obj, "should_stop")):
         _bind("stopping rule", spec, obj, (), options)
         rule = obj(**options)
         if hasattr(rule, "should_stop"):
