@@ -21,7 +21,7 @@ accuracies.
 StoppingRule. `should_stop(curve, epoch, state) -> bool` is asked after every trained epoch
 t < T of every job (stopping at T saves nothing). `curve` [epoch] is the candidate's accuracy
 at epochs 1..epoch (read-only); `state` (`state.ReplayState`) is the replay at that simulated
-moment, read-only: every epoch observed before this event and nothing later. A rule decides;
+moment, read-only: every epoch observed so far, this one included, and nothing later. A rule decides;
 it never writes the state. A rule that keeps memory over one run (a model it refits, Optuna's
 study behind a pruner) defines `new_run() -> StoppingRule`: the replay calls it at the start of
 every run and asks the returned object, so runs never share that memory.
@@ -48,7 +48,7 @@ class ProtocolError(UserError, ValueError):
     trained that far); the message names the method and the job."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Job:
     row: int  # table row (not config_id)
     until: int  # train this row up to this epoch (1..T); earlier epochs already trained are kept

@@ -144,6 +144,7 @@ class MedianRule:
         t = epoch - 1
         if self.variant == "synetune":
             others = np.flatnonzero(state.n_observed >= epoch)
+            others = others[others != state.candidate]  # the candidate has reached t too
             if others.size < self.min_trials:
                 return False
             return bool(curve[t] < np.median(state.acc[others, t]))

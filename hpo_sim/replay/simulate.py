@@ -179,6 +179,7 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
     report = getattr(opt, "report", None)
     check = _JobCheck(pool, n, T, cfg.optimizer_label)
     state = ReplayState.empty(n, T, _num_classes(table), features=features)
+    observed = state.acc
     clock, heap = SimClock(), EventHeap()
     out: dict[str, list] = {c: [] for c in TRACE_COLUMNS}
     idle: list[int] = []
@@ -193,7 +194,7 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
             idle.append(w)
             return
         t0 = _time.perf_counter() if cfg.charge_overhead else 0.0
-        job = opt.ask(tuple(j for j in jobs if j is not None))
+        job = opt.ask(tuple(filter(None, jobs)))
         if job is None:
             idle.append(w)
             return
@@ -213,16 +214,12 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
             break
         clock.advance_to(t)
         row = job.row
-        stopped = False
-        if judging and e < T:
-            curve = acc[row, :e].copy()  # the rule's own copy: no way to the later epochs
-            curve.flags.writeable = False
-            state.judge(row, working)
-            stopped = bool(rule.should_stop(curve, e, state))
-        last = acc[row, e - 1]
-        state.observe(row, e, last)
+        last = float(acc[row, e - 1])
+        state.observe(row, e, last, working)
+        # the curve is a read-only slice of what has been observed: no way to later epochs
+        stopped = judging and e < T and bool(rule.should_stop(observed[row, :e], e, state))
         if report is not None:
-            report(job, e, float(last))
+            report(job, e, last)
         diverged = e >= n_rec[row] and e < T
         if not (stopped or diverged or e >= job.until):
             heap.push(t + cost[row, e], (w, job, e + 1))
