@@ -82,7 +82,6 @@ def time_bridge(table, name: str, trials: int) -> float:
 
 def main() -> None:
     import optuna
-
     from replay_speed import synthetic_table
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -21,10 +21,10 @@ accuracies.
 StoppingRule. `should_stop(curve, epoch, state) -> bool` is asked after every trained epoch
 t < T of every job (stopping at T saves nothing). `curve` [epoch] is the candidate's accuracy
 at epochs 1..epoch (read-only); `state` (`state.ReplayState`) is the replay at that simulated
-moment, read-only: every epoch observed so far, this one included, and nothing later. A rule decides;
-it never writes the state. A rule that keeps memory over one run (a model it refits, Optuna's
-study behind a pruner) defines `new_run() -> StoppingRule`: the replay calls it at the start of
-every run and asks the returned object, so runs never share that memory.
+moment, read-only: every epoch observed so far, this one included, and nothing later. A rule
+decides; it never writes the state. A rule that keeps memory over one run (a model it refits,
+Optuna's study behind a pruner) defines `new_run() -> StoppingRule`: the replay calls it at the
+start of every run and asks the returned object, so runs never share that memory.
 """
 
 from __future__ import annotations
