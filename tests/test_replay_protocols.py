@@ -4,7 +4,6 @@ strings, and user methods in Python, presets and on the command line."""
 import json
 import subprocess
 import sys
-import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,10 +55,16 @@ def _same(a, b):
         np.testing.assert_array_equal(a.trace[k], b.trace[k], err_msg=k)
 
 
-# ----- user methods in Python ------------------------------------------------------------------
+# ----- user methods, as a researcher's module ---------------------------------------------------
+MYMETHODS = """\
+from dataclasses import dataclass
+
+from lcsim.hpo_sim.replay import Job
+
+
 @dataclass(frozen=True)
 class Patience:
-    """Stop when the last k epochs brought no improvement over the best before them."""
+    \"\"\"Stop when the last k epochs brought no improvement over the best before them.\"\"\"
 
     k: int = 2
 
@@ -68,17 +73,39 @@ class Patience:
 
 
 class Shuffled:
-    """Random search written against the protocol: the same permutation draw as lcsim's."""
+    \"\"\"Random search written against the protocol: the same permutation draw as lcsim's.\"\"\"
 
-    def __init__(self, pool, rng):
-        self.order = list(rng.permutation(np.asarray(pool.candidates, dtype=np.int64)))[::-1]
+    def __init__(self, pool, rng, reverse=False):
+        self.order = [int(r) for r in rng.permutation(pool.candidates)]
+        if not reverse:
+            self.order.reverse()
         self.T = pool.T
 
     def ask(self, pending):
-        return Job(int(self.order.pop()), self.T) if self.order else None
+        return Job(self.order.pop(), self.T) if self.order else None
 
     def tell(self, job, accuracy, epochs):
         pass
+
+
+patience3 = Patience(3)
+"""
+
+
+@pytest.fixture()
+def mymod(tmp_path, monkeypatch):
+    """`mymethods.py` (MYMETHODS) in a folder on sys.path, freshly imported; its folder."""
+    (tmp_path / "mymethods.py").write_text(MYMETHODS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "mymethods", raising=False)
+    return tmp_path
+
+
+@pytest.fixture()
+def mine(mymod):
+    import mymethods
+
+    return mymethods
 
 
 def test_rule_objects_and_their_spec_strings_give_the_same_replay(table):
@@ -91,19 +118,19 @@ def test_rule_objects_and_their_spec_strings_give_the_same_replay(table):
         assert ReplayConfig(rules=(obj,)).rule_label == spec
 
 
-def test_a_user_optimizer_takes_the_same_path_as_the_builtin(table):
+def test_a_user_optimizer_takes_the_same_path_as_the_builtin(table, mine):
     goal = Goal(top_percent=5)
     for w in (1, 3):
         for seed in (0, 1):
-            mine = replay(table, ReplayConfig(optimizer=Shuffled, rules=("median",), goal=goal,
-                                              workers=w), seed)
+            theirs = replay(table, ReplayConfig(optimizer=mine.Shuffled, rules=("median",),
+                                                goal=goal, workers=w), seed)
             ours = replay(table, ReplayConfig(optimizer="random", rules=("median",), goal=goal,
                                               workers=w), seed)
-            _same(mine, ours)
+            _same(theirs, ours)
 
 
-def test_a_user_rule_decides_as_written(table):
-    tr = replay(table, ReplayConfig(optimizer="random", rules=(Patience(2),),
+def test_a_user_rule_decides_as_written(table, mine):
+    tr = replay(table, ReplayConfig(optimizer="random", rules=(mine.Patience(2),),
                                     goal=Goal(accuracy=1.0)), 0).trace
     for row, e, stopped in zip(tr["row"], tr["epochs"], tr["stopped"], strict=True):
         c = table.acc[row]
@@ -157,14 +184,14 @@ def test_rules_see_only_what_was_observed_by_that_simulated_moment(table, worker
         assert all(row not in r for row, _, r in log)
 
 
-def test_rule_with_memory_gets_a_fresh_copy_per_run(table):
+def test_rule_with_memory_gets_a_fresh_copy_per_run(table, mine):
     made = []
 
     @dataclass(frozen=True)
     class Counting:
         def new_run(self):
             made.append(1)
-            return Patience(2)
+            return mine.Patience(2)
 
         def should_stop(self, curve, epoch, state):
             raise AssertionError("the replay asks the rule new_run() returned")
@@ -190,20 +217,23 @@ def test_every_rule_of_a_combination_sees_every_event(table):
 
 
 # ----- what an optimizer sees ------------------------------------------------------------------
-class Recorder(Shuffled):
-    """Asserts at each ask that `pending` is exactly the jobs asked and not yet told."""
+class Recorder:
+    """mymethods.Shuffled, asserting at each ask that `pending` is exactly the jobs asked and
+    not yet told, and that every epoch was reported before the tell."""
 
     sizes: list = []
 
     def __init__(self, pool, rng):
-        super().__init__(pool, rng)
+        import mymethods
+
+        self.inner = mymethods.Shuffled(pool, rng)
         assert not hasattr(pool, "acc") and not pool.features.flags.writeable  # no curves
         self.running, self.reports = [], []
 
     def ask(self, pending):
         assert sorted(j.row for j in pending) == sorted(j.row for j in self.running)
         Recorder.sizes.append(len(pending))
-        job = super().ask(pending)
+        job = self.inner.ask(pending)
         self.running.append(job)
         return job
 
@@ -217,7 +247,7 @@ class Recorder(Shuffled):
 
 
 @pytest.mark.parametrize("workers", [1, 3])
-def test_optimizer_sees_the_jobs_pending_on_other_workers(table, workers):
+def test_optimizer_sees_the_jobs_pending_on_other_workers(table, workers, mine):
     Recorder.sizes = []
     res = replay(table, ReplayConfig(optimizer=Recorder, rules=("median",),
                                      goal=Goal(accuracy=1.0), workers=workers, max_evals=20), 0)
@@ -250,42 +280,6 @@ def test_a_job_that_breaks_the_protocol_is_a_clear_error(table):
 
 
 # ----- spec strings ------------------------------------------------------------------------------
-@pytest.fixture()
-def mymod(tmp_path, monkeypatch):
-    (tmp_path / "mymethods.py").write_text(textwrap.dedent("""\
-        from dataclasses import dataclass
-
-        from lcsim.hpo_sim.replay import Job
-
-
-        @dataclass(frozen=True)
-        class Patience:
-            k: int = 2
-
-            def should_stop(self, curve, epoch, state):
-                return epoch > self.k and curve[-self.k:].max() <= curve[:-self.k].max()
-
-
-        class Shuffled:
-            def __init__(self, pool, rng, reverse=False):
-                self.order = [int(r) for r in rng.permutation(pool.candidates)]
-                if not reverse:
-                    self.order.reverse()
-                self.T = pool.T
-
-            def ask(self, pending):
-                return Job(self.order.pop(), self.T) if self.order else None
-
-            def tell(self, job, accuracy, epochs):
-                pass
-
-
-        patience3 = Patience(3)
-        """))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return tmp_path
-
-
 def test_module_specs_resolve_with_options(mymod):
     import mymethods
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,11 +100,12 @@ def _split(spec: str) -> tuple[str, str, str]:
 
 def _import(spec: str, module: str, attr: str, kind: str) -> Any:
     try:
-        mod = importlib.import_module(module)
+        mod = _import_module(module)
     except ModuleNotFoundError as e:
         if e.name is not None and module.startswith(e.name):
             raise SpecError(f"{kind} {spec!r}: no module named {module!r} (looked for "
-                            f"{e.name!r} on sys.path; is its folder on PYTHONPATH?)") from None
+                            f"{e.name!r} in the current folder and on sys.path; is its folder "
+                            "on PYTHONPATH?)") from None
         raise SpecError(f"{kind} {spec!r}: importing {module!r} failed: {e}") from None
     obj: Any = mod
     for part in attr.split("."):
@@ -113,6 +116,19 @@ def _import(spec: str, module: str, attr: str, kind: str) -> Any:
                             f"it has {names}")
         obj = getattr(obj, part)
     return obj
+
+
+def _import_module(module: str):
+    """importlib.import_module, also finding a module in the current folder, as `python -m`
+    does (the `lcsim` command's sys.path starts at its script folder, not here)."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        here = os.getcwd()
+        if e.name != module.split(".")[0] or here in sys.path or "" in sys.path:
+            raise
+        sys.path.append(here)
+        return importlib.import_module(module)
 
 
 def _bind(kind: str, spec: str, target: Callable, args: tuple, options: Mapping) -> None:
@@ -155,11 +171,16 @@ def label_of(obj: Any) -> str:
     if inspect.isclass(obj) or inspect.isfunction(obj) or inspect.ismethod(obj):
         if obj.__module__.split(".")[0] == "optuna":  # optuna.samplers._tpe.sampler:TPESampler
             return f"optuna:{obj.__qualname__}"
+        if obj.__module__ == "__main__":  # a notebook's or script's own class
+            return obj.__qualname__
         return f"{obj.__module__}:{obj.__qualname__}"
     cls = type(obj)
     if cls.__str__ is not object.__str__ or cls.__repr__ is not object.__repr__:
         return str(obj)
-    return f"{cls.__module__}:{cls.__qualname__}"
+    name = label_of(cls)
+    simple = {k: v for k, v in getattr(obj, "__dict__", {}).items()
+              if not k.startswith("_") and isinstance(v, int | float | str | bool | None)}
+    return name + (f"({', '.join(f'{k}={v!r}' for k, v in simple.items())})" if simple else "")
 
 
 def rules_label(specs: Iterable[Any]) -> str:
