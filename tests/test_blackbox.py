@@ -111,6 +111,7 @@ def test_syne_tune_asha_runs_on_an_exported_table(table, tmp_path, syne_tune):
                   scheduler=scheduler, stop_criterion=StoppingCriterion(
                       max_num_trials_started=30), n_workers=2, sleep_time=0,
                   callbacks=[SimulatorCallback()], tuner_name="lcsim-asha", save_tuner=False,
+                  wait_trial_completion_when_stopping=True,  # every trial ends at a rung
                   print_update_interval=1e9, results_update_interval=1e9)
     tuner.run()
     res = load_experiment(tuner.name).results
