@@ -46,6 +46,7 @@ jobs (ask returns None meanwhile).
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -246,15 +247,28 @@ class Hyperband:
             self._scores[job.row] = float(accuracy)
 
 
+_POOL_ARGS = ("self", "features", "candidates", "T", "rng", "names")
+
+
 @dataclass(frozen=True)
 class _Builtin:
-    """A built-in's factory: `make(pool, rng, **options)`; `options` are the names it takes."""
+    """A built-in's factory `(pool, rng, **options)`; its signature lists the options of the
+    optimizer class, so they are checked like those of any user class."""
 
+    cls: type
     make: Callable[..., Optimizer]
-    options: tuple[str, ...]
 
     def __call__(self, pool: Pool, rng: np.random.Generator, **options) -> Optimizer:
         return self.make(pool, rng, **options)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        P = inspect.Parameter
+        own = [p.replace(kind=P.KEYWORD_ONLY)
+               for p in inspect.signature(self.cls).parameters.values()
+               if p.name not in _POOL_ARGS]
+        return inspect.Signature([P("pool", P.POSITIONAL_OR_KEYWORD),
+                                  P("rng", P.POSITIONAL_OR_KEYWORD), *own])
 
 
 def _random(pool: Pool, rng: np.random.Generator) -> RandomSearch:
@@ -271,8 +285,8 @@ def _hyperband(pool: Pool, rng: np.random.Generator, **options) -> Hyperband:
 
 
 BUILTIN: dict[str, _Builtin] = {
-    "random": _Builtin(_random, ()),
-    "smac": _Builtin(_smac, ("n_trees", "n_init", "random_prob")),
-    "hyperband": _Builtin(_hyperband, ("eta",)),
+    "random": _Builtin(RandomSearch, _random),
+    "smac": _Builtin(SMAC, _smac),
+    "hyperband": _Builtin(Hyperband, _hyperband),
 }
 OPTIMIZERS = tuple(BUILTIN)

@@ -161,20 +161,26 @@ class OptunaOptimizer:
                                          study_name="lcsim-bridge")
         self._pruned = optuna.trial.TrialState.PRUNED
         self._dists, self._encode = _space_of(pool)
-        self._X = np.asarray(pool.features, dtype=np.float64)
-        self._free = np.zeros(len(self._X), dtype=bool)
-        self._free[pool.candidates] = True
+        # one row per feature, +inf for configs that are not (or no longer) candidates: the
+        # squared distances add up column by column (10x faster than over the short rows)
+        X = np.asarray(pool.features, dtype=np.float64)
+        self._cols = np.full((X.shape[1], len(X)), np.inf)
+        self._cols[:, pool.candidates] = X[pool.candidates].T
+        self._left = len(pool.candidates)
         self._T = pool.T
         self._trials: dict[int, Any] = {}  # row -> its running optuna Trial
 
     def ask(self, pending=()) -> Job | None:
-        if not self._free.any():
+        if self._left == 0:
             return None
         trial = self.study.ask(self._dists)
-        d2 = np.square(self._X - self._encode(trial.params)).sum(axis=1)
-        d2[~self._free] = np.inf
-        row = int(np.argmin(d2))
-        self._free[row] = False
+        x = self._encode(trial.params)
+        d2 = np.square(self._cols[0] - x[0])
+        for j in range(1, len(x)):
+            d2 += np.square(self._cols[j] - x[j])
+        row = int(np.argmin(d2))  # ties: the lower row
+        self._cols[:, row] = np.inf
+        self._left -= 1
         self._trials[row] = trial
         return Job(row, self._T, float(np.sqrt(d2[row])))
 

@@ -15,6 +15,10 @@ was looked for. Objects are accepted as they are: a rule instance (anything with
 `should_stop(curve, epoch, state)`), an optimizer factory (a class or function called per run
 as `factory(pool, rng, **options)`), an Optuna sampler or pruner class, or an Optuna pruner
 instance. Built-ins resolve through the same code as user methods.
+
+A setting travels to process-pool and Dask workers by pickle, so a user's method must be
+importable there by its module name (a class defined in a notebook runs in-process, `jobs=1`,
+or in a local pool started by fork, Linux's default).
 """
 
 from __future__ import annotations
@@ -132,31 +136,22 @@ def _import_module(module: str):
 
 
 def _bind(kind: str, spec: str, target: Callable, args: tuple, options: Mapping) -> None:
-    """Fail early, naming the option, when `target(*args, **options)` cannot be called.
-    The options a target takes: its `options` attribute (the built-in optimizers list theirs),
-    else its signature after the positional `args`."""
-    listed = getattr(target, "options", None)
+    """Fail early, naming the option, when `target(*args, **options)` cannot be called (the
+    options a target takes are its signature's parameters after the positional `args`)."""
     try:
         sig = inspect.signature(target)
     except (TypeError, ValueError):
-        sig = None  # no signature (a C builtin): the call itself will say
-    if isinstance(listed, tuple):
-        allowed = list(listed)
-    elif sig is not None:
-        allowed = [p.name for p in list(sig.parameters.values())[len(args):]
-                   if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-        if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
-            allowed = None  # takes any keyword
-    else:
-        allowed = None
-    bad = sorted(set(options) - set(allowed)) if allowed is not None else []
-    if bad:
-        raise SpecError(f"{kind} {spec!r} has no option(s) {bad}; allowed: {allowed}")
-    if sig is not None and not isinstance(listed, tuple):
-        try:
-            sig.bind(*args, **options)
-        except TypeError as e:
-            raise SpecError(f"{kind} {spec!r}: {e}") from None
+        return  # no signature (a C builtin): the call itself will say
+    params = list(sig.parameters.values())
+    if not any(p.kind == p.VAR_KEYWORD for p in params):
+        allowed = [p.name for p in params[len(args):] if p.kind != p.VAR_POSITIONAL]
+        bad = sorted(set(options) - set(allowed))
+        if bad:
+            raise SpecError(f"{kind} {spec!r} has no option(s) {bad}; allowed: {allowed}")
+    try:
+        sig.bind(*args, **options)
+    except TypeError as e:
+        raise SpecError(f"{kind} {spec!r}: {e}") from None
 
 
 # ----- labels ---------------------------------------------------------------------------------
