@@ -178,6 +178,9 @@ def test_bad_optuna_specs(spec, msg):
         ReplayConfig(optimizer=spec)
     with pytest.raises(SpecError, match="optuna.pruners has no 'bogus'"):
         ReplayConfig(rules=("optuna:bogus",))
+    with pytest.raises(SpecError, match=r"'optuna:median:warmup=2' has no option\(s\) "
+                                        r"\['warmup'\]; allowed: \['n_startup_trials'"):
+        ReplayConfig(rules=("optuna:median:warmup=2",))
     with pytest.raises(SpecError, match="give its class"):
         ReplayConfig(optimizer=optuna.samplers.TPESampler())
 

@@ -320,6 +320,12 @@ def test_bad_specs_name_what_was_looked_for(mymod, kind, spec, msg):
             ReplayConfig(optimizer=spec)
 
 
+def test_a_broken_module_is_named_with_its_error(mymod):
+    (mymod / "broken.py").write_text("def oops(:\n")
+    with pytest.raises(SpecError, match=r"importing 'broken' failed: SyntaxError: .*line 1"):
+        ReplayConfig(rules=("broken:Rule",))
+
+
 def test_a_started_optimizer_object_is_refused(table, mymod):
     import mymethods
     from lcsim.hpo_sim.replay import Pool
@@ -382,3 +388,21 @@ def test_cli_replays_a_module_on_pythonpath(tmp_path, mymod):
     r = subprocess.run(bad, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "lcsim replay: error: optimizer 'mymethods:Nope': module 'mymethods'" in r.stderr
+
+
+def test_the_pool_holds_configs_read_only_and_decodes_them(table):
+    from lcsim.hpo_sim.replay import Pool, candidate_rows
+
+    feats = np.array(table.features)
+    pool = Pool(feats, candidate_rows(table), T, table.ids, tuple(table.space.names),
+                table.space)
+    assert feats.flags.writeable and not pool.features.flags.writeable  # yours stays yours
+    for row in (0, 17, 59):
+        got, want = pool.config(row), table.config(int(table.ids[row]))
+        assert {k: v for k, v in got.items() if isinstance(v, int)} == {
+            k: v for k, v in want.items() if isinstance(v, int)}
+        assert got["learning_rate"] == pytest.approx(want["learning_rate"], rel=1e-9)
+    with pytest.raises(ValueError, match="no known search space"):
+        Pool(feats, np.arange(3), T, table.ids).config(0)
+    with pytest.raises(ValueError, match=r"Pool.T must be >= 1, got 0"):
+        Pool(feats, np.arange(3), 0, table.ids)

@@ -9,7 +9,9 @@ simulated clock.
 Optimizer. A run's optimizer is made fresh for every run by a factory `(pool, rng, **options)
 -> Optimizer` (a class whose `__init__(self, pool, rng, ...)` qualifies), so repeats never
 share state and each gets its own seeded Generator. It proposes `Job(row, until)`: train table
-row `row` up to epoch `until`. `ask(pending)` sees the jobs running on the other simulated
+row `row` up to epoch `until`: a candidate row not running elsewhere, further than it has
+been trained (a row may be resumed, as Hyperband does; `ProtocolError` otherwise).
+`ask(pending)` sees the jobs running on the other simulated
 workers at that moment; it returns None when it has nothing to propose now (the worker waits
 for the next tell) or ever. `tell(job, accuracy, epochs)` reports the last observed accuracy
 after `epochs` trained epochs: fewer than `until` when a rule stopped the job or the config
@@ -77,14 +79,14 @@ class Pool:
     space: Any = None
 
     def __post_init__(self):
-        if self.features.ndim != 2:
-            raise ValueError(f"Pool.features must be [n, d], got shape {self.features.shape}")
-        if self.T < 1:
-            raise ValueError(f"Pool.T must be >= 1, got {self.T}")
         for name in ("features", "candidates", "ids"):  # read-only views, the caller's untouched
             v = np.asarray(getattr(self, name)).view()
             v.setflags(write=False)
             object.__setattr__(self, name, v)
+        if self.features.ndim != 2:
+            raise ValueError(f"Pool.features must be [n, d], got shape {self.features.shape}")
+        if self.T < 1:
+            raise ValueError(f"Pool.T must be >= 1, got {self.T}")
 
     def config(self, row: int) -> dict[str, Any]:
         """Hyperparameters of a row, decoded from its unit-cube features (needs a space)."""

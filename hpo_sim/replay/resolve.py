@@ -111,6 +111,9 @@ def _import(spec: str, module: str, attr: str, kind: str) -> Any:
                             f"{e.name!r} in the current folder and on sys.path; is its folder "
                             "on PYTHONPATH?)") from None
         raise SpecError(f"{kind} {spec!r}: importing {module!r} failed: {e}") from None
+    except Exception as e:  # the module itself is broken: say where (--debug: traceback)
+        raise SpecError(f"{kind} {spec!r}: importing {module!r} failed: "
+                        f"{type(e).__name__}: {e}") from e
     obj: Any = mod
     for part in attr.split("."):
         if not hasattr(obj, part):
