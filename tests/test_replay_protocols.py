@@ -277,6 +277,10 @@ def test_a_job_that_breaks_the_protocol_is_a_clear_error(table):
                        goal=Goal(accuracy=1.0))
     with pytest.raises(ProtocolError, match="row 5 has 6 epochs trained; until must be in 7..6"):
         replay(table, cfg, 0)
+    cfg = ReplayConfig(optimizer=Bad, optimizer_options={"job": Job(5, T)}, workers=2,
+                       goal=Goal(accuracy=1.0))
+    with pytest.raises(ProtocolError, match="row 5 is training on another worker"):
+        replay(table, cfg, 0)
 
 
 # ----- spec strings ------------------------------------------------------------------------------
