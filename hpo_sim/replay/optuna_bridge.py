@@ -115,7 +115,8 @@ def _lookup(name: str, short: dict[str, str], module: str, spec: str):
 
 # ----- samplers -------------------------------------------------------------------------------
 def optuna_sampler(sampler: Any, options: dict[str, Any], spec: str) -> OptimizerSpec:
-    """The optimizer factory of an Optuna sampler: a short name, a class name, or the class."""
+    """The optimizer factory of an Optuna sampler: a short name, a class name, or the class;
+    `spec` (what the user wrote, or the object's label) names it."""
     if isinstance(sampler, str):
         sampler = _lookup(sampler, SAMPLERS, "samplers", spec)
     elif not inspect.isclass(sampler):
@@ -125,9 +126,7 @@ def optuna_sampler(sampler: Any, options: dict[str, Any], spec: str) -> Optimize
         raise SpecError(f"optimizer {spec!r}: no seed option; each run's sampler is seeded "
                         "from the run's seed")
     _bind("optimizer", spec, sampler, (), options)
-    label = spec if isinstance(spec, str) and spec.startswith("optuna:") else (
-        f"optuna:{sampler.__name__}")
-    return OptimizerSpec(label, functools.partial(OptunaOptimizer, sampler=sampler), options)
+    return OptimizerSpec(spec, functools.partial(OptunaOptimizer, sampler=sampler), options)
 
 
 def _space_of(pool: Pool):
@@ -205,9 +204,7 @@ def optuna_pruner(pruner: Any, options: dict[str, Any], spec: str) -> OptunaPrun
         _bind("stopping rule", spec, pruner, (), options)
     elif options:
         raise SpecError(f"stopping rule {spec!r} is a pruner object: it takes no options")
-    label = spec if isinstance(spec, str) and spec.startswith("optuna:") else (
-        f"optuna:{getattr(pruner, '__name__', type(pruner).__name__)}")
-    return OptunaPruner(pruner, dict(options), label)
+    return OptunaPruner(pruner, dict(options), spec)
 
 
 @dataclass(frozen=True)
