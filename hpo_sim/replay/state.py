@@ -43,13 +43,14 @@ class ReplayState:
     """
 
     def __init__(self, acc: np.ndarray, num_classes: int, *,
-                 features: np.ndarray | None = None):
+                 features: np.ndarray | None = None, _running_mean: np.ndarray | None = None):
         acc = np.asarray(acc, dtype=np.float64)
         if acc.ndim != 2:
             raise ValueError(f"ReplayState.acc must be [n, T], got shape {acc.shape}")
         n, T = acc.shape
         self._acc = acc
-        self._running_mean = np.cumsum(acc, axis=1) / np.arange(1, T + 1)
+        self._running_mean = (np.cumsum(acc, axis=1) / np.arange(1, T + 1)
+                              if _running_mean is None else _running_mean)
         self._sum = [0.0] * n  # running sums along epochs, for observe(); floats are float64
         self._n_observed = np.zeros(n, dtype=np.int64)
         self._completed = np.zeros(n, dtype=np.int64)
@@ -67,7 +68,8 @@ class ReplayState:
     def empty(cls, n: int, T: int, num_classes: int, *,
               features: np.ndarray | None = None) -> ReplayState:
         """The state of a replay before anything was trained: nothing observed."""
-        s = cls(np.full((n, T), np.nan), num_classes, features=features)
+        s = cls(np.full((n, T), np.nan), num_classes, features=features,
+                _running_mean=np.full((n, T), np.nan))
         s.acc, s.running_mean = _frozen(s._acc), _frozen(s._running_mean)
         s.n_observed = _frozen(s._n_observed)
         return s
