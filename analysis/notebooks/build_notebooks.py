@@ -146,7 +146,7 @@ small_cnn = {"c1_filters": 8, "c2_filters": 16, "fc_units": 64, "filter_size": 3
 preset = {"description": "notebook-sized ALRS comparison", "device": "cpu", "experiments": [{
     "dataset": "mnist", "model": {"name": "small-cnn", "space": "mnist", "config": small_cnn},
     "optimizers": ["adam"], "epochs": 2, "batch_size": 32, "seeds": [0, 1],
-    "train_subset": 512,
+    "train_examples": 512,
     "methods": ["alrs", "standard", "x10", "x0.1", "range_test", "prodigy", "hypergrad"],
     "range_test": {"start_lr": 1e-7, "end_lr": 10.0, "num_iter": 30},
     "seed_study_lrs": [0.001, 0.1, 10.0], "seed_study_seeds": [0, 1]}]}
@@ -205,8 +205,8 @@ two seeds) and are written in the layout of `lcsim live epbt --out DIR`."""),
     new_code_cell("""\
 import dataclasses
 
-from lcsim.hpo_sim.live.epbt import EPBTConfig, run
-from lcsim.hpo_sim.live.epbt_cli import closing_tables
+from lcsim.hpo_sim.live.epbt import EPBTConfig, closing_tables, run
+from lcsim.hpo_sim.live.epbt import results as layout
 from lcsim.pregen.data import load_dataset
 from lcsim.pregen.models import build_model
 from lcsim.tabular.spaces import get_space
@@ -229,10 +229,10 @@ for method in ("epbt", "pbt", "baseline"):
                          epochs_per_generation=1, novelty_period=1, behaviour_size=100,
                          bn_batches=2, seed=seed)
         res = run(cfg, data, factory)
-        d = OUT / "epbt" / f"{method}-seed{seed}"
+        d = layout.run_dir(OUT / "epbt", method, seed)
         d.mkdir(parents=True, exist_ok=True)
-        res.records.to_parquet(d / "records.parquet")
-        res.lineage.to_parquet(d / "lineage.parquet")"""),
+        res.records.to_parquet(d / layout.RECORDS)
+        res.lineage.to_parquet(d / layout.LINEAGE)"""),
     new_code_cell("""\
 from lcsim.analysis import (
     epbt_best_hyperparameters,

@@ -27,13 +27,12 @@ from .rules import (
     parse_rule,
     parse_rules,
 )
+from .settings import check_settings, load_preset, preset_settings
 from .simulate import Goal, ReplayConfig, RunResult, candidate_rows, epoch_costs, replay
 from .state import ReplayState
 from .study import (
     audit_frame,
     format_summary,
-    load_preset,
-    preset_settings,
     run_settings,
     summarize,
     traces_frame,
@@ -46,8 +45,8 @@ __all__ = [
     "NoRule", "OPTIMIZERS", "Optimizer", "OptimizerFactory", "OptimizerSpec", "Pool",
     "ProtocolError", "RandomSearch", "ReplayConfig", "ReplayState", "RunResult", "SMAC",
     "SimClock", "SpecError", "StoppingRule", "audit_frame", "audit_run", "audit_runs",
-    "candidate_rows", "epoch_costs", "etr2_tau", "format_summary", "goal_k", "load_preset",
-    "parse_rule", "parse_rules", "preset_settings", "replay", "resolve_optimizer",
-    "resolve_rule", "resolve_rules", "run_settings", "summarize", "traces_frame",
-    "with_baselines", "write_outputs",
+    "candidate_rows", "check_settings", "epoch_costs", "etr2_tau", "format_summary", "goal_k",
+    "load_preset", "parse_rule", "parse_rules", "preset_settings", "replay",
+    "resolve_optimizer", "resolve_rule", "resolve_rules", "run_settings", "summarize",
+    "traces_frame", "with_baselines", "write_outputs",
 ]
