@@ -30,11 +30,14 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lcsim.errors import UserError
 
-from .protocols import Optimizer, Pool
+from .protocols import Optimizer, Pool, StoppingRule
+
+if TYPE_CHECKING:
+    from .rules import AnyOf
 
 __all__ = [
     "SpecError",
@@ -201,7 +204,7 @@ def optimizer_label(optimizer: Any) -> str:
 
 
 # ----- rules ----------------------------------------------------------------------------------
-def resolve_rule(spec: Any):
+def resolve_rule(spec: Any) -> StoppingRule:
     """One stopping rule from a spec string or object (module docstring)."""
     from . import rules as builtin
 
@@ -221,7 +224,7 @@ def resolve_rule(spec: Any):
     return _as_rule(obj, spec, parse_options(opts, spec))
 
 
-def _as_rule(obj: Any, spec: str, options: Mapping[str, Any]):
+def _as_rule(obj: Any, spec: str, options: Mapping[str, Any]) -> StoppingRule:
     from .optuna_bridge import is_optuna_pruner, optuna_pruner
 
     if is_optuna_pruner(obj):
@@ -240,7 +243,7 @@ def _as_rule(obj: Any, spec: str, options: Mapping[str, Any]):
                     "should_stop(curve, epoch, state) -> bool")
 
 
-def resolve_rules(specs: Any):
+def resolve_rules(specs: Any) -> AnyOf:
     """Several rules combined with AnyOf (stop if any says stop); 'none' entries are dropped.
     A single spec string or rule object counts as one rule."""
     from .rules import AnyOf, NoRule
