@@ -88,9 +88,10 @@ def _need_dir(path: str | os.PathLike, what: str) -> Path:
 
 
 def _rule_label(specs) -> str:
-    from lcsim.hpo_sim.replay.rules import parse_rules
+    # labels as written by the study; a user's rule module need not be importable here
+    from lcsim.hpo_sim.replay.resolve import rules_label
 
-    return str(parse_rules(list(specs or [])))
+    return rules_label(list(specs or []))
 
 
 def load_replay(path: str | os.PathLike) -> ReplayResults:

@@ -21,7 +21,7 @@ import os
 import pickle
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from lcsim.errors import UserError
 
 from .audit import audit_run, goal_k
 from .fast import eligible, random_search_runs
+from .resolve import label_of
 from .simulate import ReplayConfig, RunResult, epoch_costs, replay
 
 __all__ = [
@@ -207,7 +208,7 @@ def with_baselines(settings: Sequence[ReplayConfig]) -> list[ReplayConfig]:
 
 # ----- summaries -------------------------------------------------------------------------------
 def _setting_label(cfg: ReplayConfig) -> str:
-    return f"{cfg.optimizer} | {cfg.rule_label} | {cfg.goal}"
+    return f"{cfg.optimizer_label} | {cfg.rule_label} | {cfg.goal}"
 
 
 _BIG = 1e300  # stands in for +inf inside percentile interpolation (inf - inf would be NaN)
@@ -249,7 +250,7 @@ def summarize(settings: Sequence[ReplayConfig], results: Sequence[Sequence[RunRe
             speedup = _pct(base, 50) / _pct(x, 50) if base is not None else np.nan
         ci, sp_ci = _bootstrap(x, base, rng, n_boot)
         rows.append({
-            "optimizer": cfg.optimizer, "rules": cfg.rule_label, "goal": str(cfg.goal),
+            "optimizer": cfg.optimizer_label, "rules": cfg.rule_label, "goal": str(cfg.goal),
             "goal_accuracy": results[s][0].goal_accuracy, "repeats": len(x),
             "success_rate": float(ok.mean()),
             "median_s": float(_pct(x, 50)), "median_ci_low": ci[0], "median_ci_high": ci[1],
@@ -288,7 +289,7 @@ def audit_frame(table, settings: Sequence[ReplayConfig],
         spent = np.array([x["charged_seconds"] for x in a])
         saved = np.array([x["saved_seconds"] for x in a])
         rows.append({
-            "optimizer": cfg.optimizer, "rules": cfg.rule_label, "goal": str(cfg.goal),
+            "optimizer": cfg.optimizer_label, "rules": cfg.rule_label, "goal": str(cfg.goal),
             "top_k": k,
             "stopped_per_run": float(np.mean([x["stopped"] for x in a])),
             "stopped_top_k_total": int(sum(x["stopped_top_k"] for x in a)),
@@ -382,7 +383,9 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
 
 
 def _cfg_dict(cfg: ReplayConfig) -> dict[str, Any]:
-    d = asdict(cfg)
+    """The setting as JSON values: optimizer and rules by their labels (a user's objects too)."""
+    d = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    d["optimizer"] = cfg.optimizer_label
     d["goal"] = str(cfg.goal)
-    d["rules"] = list(cfg.rules)
+    d["rules"] = [label_of(r) for r in cfg.rules]
     return d
