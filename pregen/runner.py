@@ -285,6 +285,9 @@ def check_resume(out: str | os.PathLike, meta: dict[str, Any]) -> None:
         old = json.loads(path.read_text())
     except ValueError as e:
         raise TableError(f"{path}: not valid JSON ({e})") from None
+    if "augment" not in old and "dataset" in old:
+        # tables from before the switch was recorded trained with the dataset's old default
+        old["augment"] = ["crop", "flip"] if old["dataset"] in ("cifar10", "cifar100") else []
     diff = [f"{k}: {old[k]!r} in the table, {meta.get(k)!r} now" for k in _RESUME_KEYS
             if k in old and old[k] != meta.get(k)]
     if diff:

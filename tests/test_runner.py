@@ -450,3 +450,21 @@ def test_augment_flag_is_parsed_and_bad_ops_are_refused(tmp_path, user_error):
     assert not (tmp_path / "t").exists()
     with pytest.raises(ValueError, match="unknown augmentation 'blur'"):
         RunConfig(out=str(tmp_path), augment=("blur",))
+
+
+@pytest.mark.parametrize("dataset, refused", [("cifar10", True), ("mnist", False)])
+def test_resuming_a_table_from_before_augment_was_recorded(tmp_path, dataset, refused):
+    """Such a table trained with the dataset's then default (CIFAR: crop + flip)."""
+    import json
+
+    from lcsim.pregen.runner import check_resume
+    from lcsim.tabular.schema import META_FILE, TableError
+
+    (tmp_path / META_FILE).write_text(json.dumps({"dataset": dataset, "seed": 0}))
+    now = {"dataset": dataset, "seed": 0, "augment": []}
+    if refused:
+        with pytest.raises(TableError, match=r"augment: \['crop', 'flip'\] in the table"):
+            check_resume(tmp_path, now)
+        check_resume(tmp_path, {**now, "augment": ["crop", "flip"]})  # --augment crop,flip
+    else:
+        check_resume(tmp_path, now)
