@@ -24,7 +24,7 @@ Semantics (../shared/DESIGN.md "Replay semantics"):
 from __future__ import annotations
 
 import time as _time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,8 +34,10 @@ from .protocols import Job, Pool, ProtocolError
 from .resolve import optimizer_label, resolve_optimizer, resolve_rules, rules_label
 from .state import ReplayState
 
-__all__ = ["Goal", "ReplayConfig", "RunResult", "replay", "candidate_rows", "epoch_costs"]
+__all__ = ["GOAL_OVER", "Goal", "ReplayConfig", "RunResult", "replay", "replay_goals",
+           "goal_plan", "read_goals", "candidate_rows", "epoch_costs"]
 
+GOAL_OVER = ("complete", "all")  # what a percentile goal ranks (Goal.over)
 TRACE_COLUMNS = (
     "iteration", "worker", "config_id", "row", "until", "epochs", "stopped", "diverged",
     "complete", "accuracy", "time", "best_so_far", "off_table", "snap_distance",
@@ -46,10 +48,19 @@ TRACE_COLUMNS = (
 
 @dataclass(frozen=True)
 class Goal:
-    """An absolute accuracy, or the top `top_percent` percent of the table's final accuracies."""
+    """An absolute accuracy, or the top `top_percent` percent of the table's final accuracies.
+
+    `over` says which configs the percentile ranks: "complete" (the complete configs' final
+    accuracies, `LookupTable.goal`) or "all" (every config of the table, as Choi et al. rank
+    their 20,000 pre-evaluated configs: a diverged or failed config counts as accuracy 0, below
+    every complete one). Both use numpy's linear interpolation between the two nearest order
+    statistics (the paper does not say how it interpolates; ours). An absolute goal ignores
+    `over`.
+    """
 
     accuracy: float | None = None  # absolute validation accuracy, e.g. 0.99
     top_percent: float | None = None  # e.g. 0.5 = the best 0.5 % of the table's configs
+    over: str = "complete"  # configs the percentile ranks: complete | all (Choi et al.)
 
     def __post_init__(self):
         if (self.accuracy is None) == (self.top_percent is None):
@@ -58,24 +69,46 @@ class Goal:
             raise ValueError(f"Goal.accuracy must be in (0, 1], got {self.accuracy}")
         if self.top_percent is not None and not 0 < self.top_percent <= 100:
             raise ValueError(f"Goal.top_percent must be in (0, 100], got {self.top_percent}")
+        if self.over not in GOAL_OVER:
+            raise ValueError(f"Goal.over must be one of {GOAL_OVER}, got {self.over!r}")
+        if self.accuracy is not None and self.over != "complete":
+            object.__setattr__(self, "over", "complete")  # one spelling per absolute goal
 
     def resolve(self, table) -> float:
-        return float(self.accuracy if self.accuracy is not None else table.goal(self.top_percent))
+        if self.accuracy is not None:
+            return float(self.accuracy)
+        if self.over == "complete":
+            return float(table.goal(self.top_percent))
+        final = np.asarray(table.final_accuracy, dtype=np.float64)
+        if not np.isfinite(final).any():
+            return float(table.goal(self.top_percent))  # its error names the table's state
+        return float(np.percentile(np.nan_to_num(final, nan=0.0), 100.0 - self.top_percent))
 
     def __str__(self) -> str:
-        return (f"acc>={self.accuracy:g}" if self.accuracy is not None
-                else f"top{self.top_percent:g}%")
+        if self.accuracy is not None:
+            return f"acc>={self.accuracy:g}"
+        return f"top{self.top_percent:g}%" + ("(all)" if self.over == "all" else "")
 
     @classmethod
-    def parse(cls, text: str) -> Goal:
-        """'top:0.5' / 'top0.5%' (percent of the table) or '0.99' (absolute accuracy)."""
-        t = text.strip().lower().rstrip("%")
+    def parse(cls, text: str, over: str | None = None) -> Goal:
+        """'top:0.5' / 'top0.5%' (percent of the table), 'top:0.5:all' / 'top0.5%(all)' (of
+        all configs), '0.99' / 'acc>=0.99' (absolute accuracy); str(goal) parses back.
+        `over` applies to a percentile goal that does not name its own."""
+        t = text.strip().lower()
         try:
             if t.startswith("top"):
-                return cls(top_percent=float(t[3:].lstrip(":=")))
-            return cls(accuracy=float(t))
+                t, own = t[3:].lstrip(":="), None
+                for o in GOAL_OVER:
+                    for suffix in (f"({o})", f":{o}"):
+                        if t.endswith(suffix):
+                            t, own = t[: -len(suffix)], o
+                return cls(top_percent=float(t.rstrip("%")),
+                           over=own or over or "complete")
+            return cls(accuracy=float(t.removeprefix("acc>=").rstrip("%")))
         except ValueError:
-            raise ValueError(f"bad goal {text!r}: use an accuracy like 0.99 or top:0.5") from None
+            pass
+        raise ValueError(f"bad goal {text!r}: use an accuracy like 0.99 or top:0.5 "
+                         "(top:0.5:all ranks every config of the table)")
 
 
 @dataclass(frozen=True)
@@ -125,6 +158,22 @@ class RunResult:
     reached: bool
     goal_accuracy: float
     trace: dict[str, np.ndarray]  # TRACE_COLUMNS -> [n_jobs] arrays, in the order jobs ended
+
+    def for_goal(self, goal_accuracy: float) -> RunResult:
+        """This run read for an easier goal (at most `goal_accuracy` of this run when it was
+        reached): the trace up to the first fully trained config at or above it, which is
+        where a run with that goal ends (`replay_goals`). Not reached: the whole run."""
+        if self.reached and goal_accuracy > self.goal_accuracy:
+            raise ValueError(f"for_goal: {goal_accuracy} is above this run's goal "
+                             f"{self.goal_accuracy}, which ended it; replay with the harder goal")
+        with np.errstate(invalid="ignore"):
+            hit = np.flatnonzero(self.trace["complete"].astype(bool)
+                                 & (self.trace["accuracy"].astype(float) >= goal_accuracy))
+        if not hit.size:
+            return RunResult(float(np.inf), self.end_time, False, goal_accuracy, self.trace)
+        k = int(hit[0]) + 1
+        t = float(self.trace["time"][k - 1])
+        return RunResult(t, t, True, goal_accuracy, {c: v[:k] for c, v in self.trace.items()})
 
 
 def candidate_rows(table) -> np.ndarray:
@@ -249,6 +298,43 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
     for c, dtype in (("off_table", bool), ("snap_distance", np.float64)):
         trace[c] = trace[c].astype(dtype)  # typed even when no job ended
     return RunResult(float(ttg), clock.now, reached, goal, trace)
+
+
+def replay_goals(table, cfg: ReplayConfig, goals, seed, *,
+                 costs: np.ndarray | None = None) -> list[RunResult]:
+    """One replay read for several goals: the RunResult `replay(table, replace(cfg, goal=g),
+    seed)` gives, for each g in `goals` (Goal objects), from a single run.
+
+    A run depends on its goal only through its end (optimizers and rules never see the goal),
+    so one run to the hardest goal holds every easier goal's run as a prefix of its trace
+    (`RunResult.for_goal`). The hardest goal that some complete config of the table reaches
+    drives the run (`goal_plan`); a goal above every final accuracy cannot be reached by any
+    run (time +inf, as its own replay gives), so it does not prolong the shared run to the end
+    of the candidates: its result keeps the shared run's trace and end time.
+    """
+    goals = list(goals)
+    if not goals:
+        return []
+    drive, accs, best = goal_plan(table, goals)
+    return read_goals(replay(table, replace(cfg, goal=goals[drive]), seed, costs=costs),
+                      accs, best)
+
+
+def goal_plan(table, goals) -> tuple[int, list[float], float]:
+    """(index of the goal that drives a shared run, each goal's accuracy, the table's best final
+    accuracy): the driver is the hardest goal some complete config reaches, else the hardest."""
+    accs = [g.resolve(table) for g in goals]
+    final = np.asarray(table.final_accuracy, dtype=np.float64)
+    best = float(np.nanmax(final)) if np.isfinite(final).any() else -np.inf
+    reachable = [i for i, a in enumerate(accs) if a <= best] or range(len(accs))
+    return max(reachable, key=lambda i: accs[i]), accs, best
+
+
+def read_goals(run: RunResult, accs: list[float], best: float) -> list[RunResult]:
+    """`run` (driven by the hardest reachable of these goal accuracies) read for each."""
+    return [run if a == run.goal_accuracy else
+            RunResult(np.inf, run.end_time, False, a, run.trace) if a > best else
+            run.for_goal(a) for a in accs]
 
 
 class _JobCheck:
