@@ -2,7 +2,8 @@
 `lcsim study --out` folders, as `common.Claim`s (our value, the paper's, a computed verdict and
 what it was judged on), like the live methods' `claims` modules. No I/O.
 
-Words the paper uses, made precise (thresholds are arguments; every claim's text shows its own):
+Words the paper uses, made precise (thresholds are arguments; every claim's text shows its own;
+"ours" marks what is not stated in the paper; ours):
 
 - **near chance / untrainable**: final accuracy y(T) < r + eps, r = 1 / the table's number of
   classes, eps = 0.05: ETR-1's own test (Section IV.A; the paper calls such configs "not

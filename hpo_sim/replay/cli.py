@@ -82,8 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "hyperband, ...) or your package.module:Name[:k=v,...]")
     _common(r, "50")
     r.set_defaults(func=_replay)
-    s = sub.add_parser("study", help="run a preset grid of replay settings (choi-fig4, "
-                                     "choi-fig5, readme, or a JSON file)")
+    s = sub.add_parser("study", help="run a preset grid of replay settings (readme, "
+                                     "choi-fig4-mnist, choi-fig5-cifar10, ..., or a JSON file)")
     s.add_argument("--preset", required=True, help="preset name or path to a preset JSON file")
     s.add_argument("--optimizer", action="append", default=None,
                    help="replace the preset's optimizers (repeatable; the spellings of "

@@ -54,8 +54,8 @@ class Goal:
     accuracies, `LookupTable.goal`) or "all" (every config of the table, as Choi et al. rank
     their 20,000 pre-evaluated configs: a diverged or failed config counts as accuracy 0, below
     every complete one). Both use numpy's linear interpolation between the two nearest order
-    statistics (the paper does not say how it interpolates; ours). An absolute goal ignores
-    `over`.
+    statistics (how the paper interpolates: not stated in the paper; ours). An absolute goal
+    ignores `over`.
     """
 
     accuracy: float | None = None  # absolute validation accuracy, e.g. 0.99
