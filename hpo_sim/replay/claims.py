@@ -88,12 +88,17 @@ def _num_classes(table=None, meta: dict | None = None) -> int:
     return int(n or 0)
 
 
-def _ranked(table, k: int) -> tuple[int, np.ndarray, np.ndarray]:
-    """(k used, rows of the top k, rows of the bottom k) of the complete configs."""
+def _ranked(claim: str, paper: str, table, k: int
+            ) -> Claim | tuple[int, np.ndarray, np.ndarray]:
+    """(k used, rows of the top k, rows of the bottom k) of the complete configs, or the
+    not-checkable claim when there is no table or fewer than 2 complete configs."""
+    if table is None:
+        return Claim(claim, "-", math.nan, None, paper=paper, missing=NEED_TABLE)
     n_complete = int((np.asarray(table.status).astype(str) == "complete").sum())
     k = min(k, n_complete // 2)
     if k < 1:
-        return 0, np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return Claim(claim, _table_scope(table), math.nan, None, paper=paper,
+                     missing="at least 2 complete configs")
     return k, table.rows(table.top_k(k)), table.rows(table.bottom_k(k))
 
 
@@ -117,14 +122,14 @@ def bottom_near_chance(table, k: int = 100, eps: float = CHANCE_EPS,
     """Share of the bottom k configs whose final accuracy is below r + eps (Figs 1c, 2c)."""
     claim = f"bottom {k} configs end near chance: y(T) < 1/classes + {eps:g} for >= {share:.0%}"
     paper = "no better than a random guess (~0.1 for ten labels; Sec. III-C, Figs 1c, 2c)"
-    if table is None:
-        return Claim(claim, "-", math.nan, None, paper=paper, missing=NEED_TABLE)
+    ranked = _ranked(claim, paper, table, k)
+    if isinstance(ranked, Claim):
+        return ranked
+    used, _, bottom = ranked
     n_cls = _num_classes(table)
-    used, _, bottom = _ranked(table, k)
-    missing = ("the table's number of classes" if not n_cls else
-               "at least 2 complete configs" if not used else "")
-    if missing:
-        return Claim(claim, _table_scope(table), math.nan, None, paper=paper, missing=missing)
+    if not n_cls:
+        return Claim(claim, _table_scope(table), math.nan, None, paper=paper,
+                     missing="the table's number of classes")
     final = np.asarray(table.acc, dtype=np.float64)[bottom, -1]
     thr = 1 / n_cls + eps
     value = float(np.mean(final < thr))
@@ -139,12 +144,10 @@ def top_converge_early(table, k: int = 100, within: int = 2, delta: float = CONV
     claim = (f"top {k} configs converge within {within} epochs (stay within {delta:g} of y(T) "
              f"from epoch <= {within}) for > {share:.0%}")
     paper = "most of the top 100 converge within one or two epochs (MNIST, Fig. 1b)"
-    if table is None:
-        return Claim(claim, "-", math.nan, None, paper=paper, missing=NEED_TABLE)
-    used, top, _ = _ranked(table, k)
-    if not used:
-        return Claim(claim, _table_scope(table), math.nan, None, paper=paper,
-                     missing="at least 2 complete configs")
+    ranked = _ranked(claim, paper, table, k)
+    if isinstance(ranked, Claim):
+        return ranked
+    used, top, _ = ranked
     ep = convergence_epochs(np.asarray(table.acc)[top], delta)
     value = float(np.mean(ep <= within))
     ds = _dataset(table.meta)
@@ -160,12 +163,10 @@ def plateau_before_half(table, k: int = 100, delta: float = CONVERGE_DELTA,
     claim = (f"top and bottom {k} curves plateau before T/2 (within {delta:g} of y(T) from "
              f"an epoch < T/2) for > {share:.0%}")
     paper = "most of the top / bottom 100 curves converge before half of T (Sec. III-C)"
-    if table is None:
-        return Claim(claim, "-", math.nan, None, paper=paper, missing=NEED_TABLE)
-    used, top, bottom = _ranked(table, k)
-    if not used:
-        return Claim(claim, _table_scope(table), math.nan, None, paper=paper,
-                     missing="at least 2 complete configs")
+    ranked = _ranked(claim, paper, table, k)
+    if isinstance(ranked, Claim):
+        return ranked
+    used, top, bottom = ranked
     ep = convergence_epochs(np.asarray(table.acc)[np.r_[top, bottom]], delta)
     value = float(np.mean(ep < table.epochs / 2))
     return Claim(claim, f"{_table_scope(table)}; top + bottom {used}", value,
