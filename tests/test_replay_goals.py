@@ -180,3 +180,18 @@ def test_a_bad_goal_over_in_a_preset_is_named(tmp_path):
     with pytest.raises(PresetError, match=r'"goal_over" must be one of \[.complete., .all.\], '
                                           r'got "most"'):
         load_preset(str(p))
+
+
+def test_study_goals_from_the_command_line_rank_as_the_preset_says(tdir, tmp_path, capsys):
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps({"optimizers": ["random"], "rules": [[], ["etr1:tau=1"]],
+                             "goals": ["top:5"], "goal_over": "all", "repeats": 2}))
+    out = tmp_path / "out"
+    assert main(["study", "--preset", str(p), "--table", str(tdir), "--goal-top", "10",
+                 "--goal-top", "20", "--jobs", "1", "--no-progress", "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["goal"]) == ["top10%(all)"] * 2 + ["top20%(all)"] * 2
+    assert list(summary["rules"]) == ["none", "etr1:tau=1"] * 2
+    assert main(["study", "--preset", str(p), "--table", str(tdir), "--goal-over", "complete",
+                 "--jobs", "1", "--no-progress"]) == 0
+    assert "top5% " in capsys.readouterr().out  # the preset's goal, over complete configs
