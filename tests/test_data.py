@@ -16,7 +16,6 @@ from lcsim.pregen.data import (
     shipped_mnist_root,
 )
 
-
 FILE_DATASETS = [n for n in DATASETS if n != "digits"]  # read from files by torchvision
 
 
