@@ -71,8 +71,9 @@ def _table_section(table) -> Section:
                    "100 worst by final accuracy (Choi et al., Figs 1-2).",
                    lambda: fc.learning_curves(table)),
         FigureItem("table_hyperparameters.png",
-                   "Final validation accuracy against each hyperparameter (learning rate on a "
-                   "log axis); red crosses are diverged configs at their last finite epoch.",
+                   "Final validation accuracy against each hyperparameter (log-scaled ones, "
+                   "such as the learning rate, on a log axis); red crosses are diverged "
+                   "configs at their last finite epoch.",
                    lambda: fc.final_accuracy_vs_hyperparameters(table)),
     ]
     return sec

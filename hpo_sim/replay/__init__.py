@@ -18,22 +18,21 @@ from .rules import (
 )
 from .simulate import Goal, ReplayConfig, RunResult, candidate_rows, epoch_costs, replay
 from .study import (
-    audit_frame,
-    format_summary,
     load_preset,
     preset_settings,
     run_settings,
-    summarize,
     traces_frame,
     with_baselines,
     write_outputs,
 )
+from .summary import LEGEND, audit_frame, format_summary, miss_reason, summarize, time_unit
 
 __all__ = [
-    "AnyOf", "ETR1", "ETR2", "EventHeap", "Goal", "Hyperband", "Job", "MedianRule", "NoRule",
+    "LEGEND", "AnyOf", "ETR1", "ETR2", "EventHeap", "Goal", "Hyperband", "Job", "MedianRule",
+    "NoRule",
     "OPTIMIZERS", "Optimizer", "RandomSearch", "ReplayConfig", "ReplayState", "RunResult",
     "SMAC", "SimClock", "StoppingRule", "audit_frame", "audit_run", "audit_runs",
     "candidate_rows", "epoch_costs", "etr2_tau", "format_summary", "goal_k", "load_preset",
-    "make_optimizer", "parse_rule", "parse_rules", "preset_settings", "replay", "run_settings",
-    "summarize", "traces_frame", "with_baselines", "write_outputs",
+    "make_optimizer", "miss_reason", "parse_rule", "parse_rules", "preset_settings", "replay",
+    "run_settings", "summarize", "time_unit", "traces_frame", "with_baselines", "write_outputs",
 ]
