@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 import torchvision
+from lcsim.tabular.spaces import ConfigError
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -137,7 +138,9 @@ def _paper_cnn(space_name: str, cfg: Mapping[str, Any], in_shape: tuple[int, int
             c = v
         else:
             if h < v or w < v:
-                raise ValueError(f"pool of {v} does not fit a {h}x{w} feature map")
+                raise ConfigError(f"{space_name} CNN: a pool of {v} does not fit a {h}x{w} "
+                                  f"feature map (input shape {in_shape}); the Table I CNNs "
+                                  "need image inputs (e.g. mnist 1x28x28, cifar10 3x32x32)")
             layers.append(nn.MaxPool2d(v))
             h, w = h // v, w // v
     layers += _head(c * h * w, int(cfg["fc_units"]), num_classes, act, reg,

@@ -175,3 +175,11 @@ def test_digits_are_standardised_per_feature_on_the_training_split():
     assert torch.allclose(x.std(0, unbiased=False)[varying], torch.ones(int(varying.sum())),
                           atol=1e-5)
     assert torch.all(x[:, ~varying] == 0)  # a constant feature: centred, scale 1
+
+
+def test_a_table_i_cnn_on_digits_is_a_clear_user_error(capsys):
+    from lcsim.cli import main
+
+    assert main(["train", "--space", "mnist", "--dataset", "digits", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "a pool of" in err and "(64, 1, 1)" in err and "Traceback" not in err
