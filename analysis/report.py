@@ -106,7 +106,9 @@ def _replay_section(res: ReplayResults, prefix: str) -> Section:
                                res.summary))
     if res.audit is not None and len(res.audit):
         sec.items.append(TableItem("Rule audit: configs stopped per run, top-k configs among "
-                                   "them, simulated time saved.", res.audit))
+                                   "them, and the training compute the stops skipped "
+                                   "(saved_fraction: a share of training seconds, not of "
+                                   "time to goal).", res.audit))
     return sec
 
 
