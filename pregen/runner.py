@@ -284,19 +284,22 @@ def _one_worker(cfg: RunConfig) -> bool:
 
 
 def check_resume(out: str | os.PathLike, meta: dict[str, Any]) -> None:
-    """Raise ValueError if DIR/meta.json was written with different training settings."""
-    from lcsim.tabular.schema import META_FILE
+    """Raise TableError if DIR/meta.json was written with different training settings."""
+    from lcsim.tabular.schema import META_FILE, TableError
 
     path = Path(out) / META_FILE
     if not path.exists():
         return
     import json
 
-    old = json.loads(path.read_text())
+    try:
+        old = json.loads(path.read_text())
+    except ValueError as e:
+        raise TableError(f"{path}: not valid JSON ({e})") from None
     diff = [f"{k}: {old[k]!r} in the table, {meta.get(k)!r} now" for k in _RESUME_KEYS
             if k in old and old[k] != meta.get(k)]
     if diff:
-        raise ValueError(f"{path}: cannot resume this table with different settings "
+        raise TableError(f"{path}: cannot resume this table with different settings "
                          f"({'; '.join(diff)}); use a new --out directory")
 
 
@@ -411,11 +414,17 @@ def run(cfg: RunConfig) -> RunSummary:
     """Generate (or resume) the table cfg.out; see the module docstring."""
     from lcsim.pregen.workers import Worker, device_name, load_run_data
     from lcsim.tabular.spaces import get_space
-    from lcsim.tabular.writer import TableWriter, held_ids
+    from lcsim.tabular.writer import TableWriter, check_table_dir, held_ids
+
+    from lcsim.errors import user_errors
 
     t0 = time.perf_counter()
     space = get_space(cfg.space)
-    probe = load_run_data(cfg, "cpu")  # shapes and split sizes for planning and metadata
+    # refuse a folder of other files, or unreadable shards, before writing anything into it
+    check_table_dir(cfg.out)
+    held = held_ids(cfg.out)
+    with user_errors():  # a data root, dataset or --val-size that cannot work
+        probe = load_run_data(cfg, "cpu")  # shapes and split sizes for planning and metadata
     if cfg.dask_scheduler is not None:
         desc = f"{cfg.devices[0]} on dask.distributed workers (scheduler {cfg.dask_scheduler})"
     else:
@@ -423,7 +432,6 @@ def run(cfg: RunConfig) -> RunSummary:
     meta = build_run_meta(cfg, probe, desc)
     check_resume(cfg.out, meta)
     writer = TableWriter(cfg.out, meta)  # creates DIR and meta.json, or checks it matches
-    held = held_ids(cfg.out)
     summary = RunSummary(held_before=len(held & set(cfg.ids)))
     jobs = plan(cfg, held, in_shape=probe.in_shape, num_classes=probe.num_classes)
     summary.planned = len(jobs)

@@ -50,6 +50,10 @@ from .schema import (
 
 __all__ = ["LookupTable", "resolve_table", "shipped_tables", "DATA_DIR"]
 
+TABLE_LAYOUT = (f"a table is a directory holding {META_FILE} with configs/ and curves/ Parquet "
+                f"shards (or the merged {MERGED_CONFIGS} + {MERGED_CURVES}); give that "
+                "directory")
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 _ARRAYS = ("acc", "train_loss", "val_loss", "train_seconds", "solo_seconds", "eval_seconds")
 # curves column -> dense array attribute
@@ -90,6 +94,8 @@ def resolve_table(path: str | os.PathLike) -> Path:
                              "under tabular/data/")
     if "/" not in name and os.sep not in name and (DATA_DIR / name).is_dir():
         return DATA_DIR / name
+    if p.exists():
+        raise TableError(f"{path}: is a file, not a table; {TABLE_LAYOUT}")
     raise TableError(f"{path}: no such table directory, and not a shipped table name "
                      f"(shipped: {shipped_tables() or 'none'}; or 'default')")
 
@@ -152,7 +158,7 @@ class LookupTable:
         shards = list_shards(d)
         if not shards.pairs:
             raise TableError(f"{d}: no committed shards (no configs/*.parquet or "
-                             "configs.parquet)")
+                             f"{MERGED_CONFIGS}); {TABLE_LAYOUT}")
         key = _cache.cache_key(shards.files() + [d / META_FILE]) if cache else ""
         hit = _cache.load(d, key) if cache else None
         if hit is not None:
@@ -452,7 +458,7 @@ def _read_shards(d: Path, shards) -> tuple[dict, pa.Table, pa.Table]:
         cur = cur.cast(curves_schema())
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
         raise TableError(f"{d}: shards have differing or wrong column types ({e}); run "
-                         f"`lcsim table validate {d}` for details") from None
+                         f"`lcsim table validate --table {d}` for details") from None
     return meta, cfg, cur
 
 

@@ -1,4 +1,5 @@
-"""Full check of a table directory (`lcsim table validate DIR`) and shard compaction (`merge`).
+"""Full check of a table directory (`lcsim table validate --table DIR`) and shard compaction
+(`merge`).
 
 `validate_table(dir)` returns a Report of errors and warnings; each error names the file,
 the column and the (0-based) row in that file. Checked: every file is readable Parquet
@@ -298,7 +299,8 @@ def merge_table(path: str | os.PathLike, out: str | os.PathLike | None = None) -
     rep = validate_table(d)
     if not rep.ok:
         raise TableError(f"{d}: refusing to merge an invalid table ({len(rep.errors)} "
-                         f"errors; first: {rep.errors[0]}); run `lcsim table validate {d}`")
+                         f"errors; first: {rep.errors[0]}); run "
+                         f"`lcsim table validate --table {d}`")
     shards = list_shards(d)
     meta, cfg, cur = _read_shards(d, shards)
     if (d / META_FILE).exists():

@@ -11,8 +11,10 @@ files, a curves shard with no configs shard) are ignored by readers and reported
 across processes and hosts. `held_ids(dir)` reads only the configs shards, so a generator can
 resume by skipping the ids a directory already holds.
 
-The first writer records the table metadata in `meta.json` (created atomically: temp file +
-hard link, which fails if another writer got there first); every shard also carries its
+A writer starts only in a new or empty directory or in a table (`check_table_dir`): a folder
+of other files is refused before anything is written into it. The first writer records the
+table metadata in `meta.json` (created atomically: temp file + hard link, which fails if
+another writer got there first); every shard also carries its
 writer's metadata under the Parquet key `lcsim`. A writer opening a directory whose
 meta.json differs in dataset / space / epochs / seeds / schema version raises TableError.
 """
@@ -35,6 +37,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .schema import (
+    MERGED_CONFIGS,
+    MERGED_CURVES,
     META_FILE,
     STATUSES,
     TableError,
@@ -43,9 +47,10 @@ from .schema import (
     curves_schema,
     list_shards,
     meta_bytes,
+    read_meta,
 )
 
-__all__ = ["ConfigResult", "TableWriter", "held_ids", "write_parquet_atomic"]
+__all__ = ["ConfigResult", "TableWriter", "check_table_dir", "held_ids", "write_parquet_atomic"]
 
 _EPOCH_FIELDS = ("val_accuracy", "train_loss", "val_loss", "train_seconds", "solo_seconds",
                  "eval_seconds")
@@ -167,6 +172,7 @@ class TableWriter:
         self.epochs = int(self.meta["epochs"])
         self.space = _space_of(self.meta)
         self._configs_schema = configs_schema(self.space)
+        check_table_dir(self.dir)
         for sub in ("configs", "curves"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         mpath = self.dir / META_FILE
@@ -253,6 +259,26 @@ def _check_values(r: ConfigResult) -> None:
             raise TableError(f"config {r.config_id}: {f} has a negative value {v[v < 0][0]!r}")
 
 
+_TABLE_ENTRIES = (META_FILE, "configs", "curves", MERGED_CONFIGS, MERGED_CURVES)
+
+
+def check_table_dir(directory: str | os.PathLike) -> None:
+    """TableError unless `directory` is missing, empty (hidden files aside) or a table (it
+    holds meta.json, configs/, curves/ or a merged pair): a folder of other files is not
+    turned into a table by accident. A table may keep the user's own files beside it."""
+    d = Path(directory)
+    if d.exists() and not d.is_dir():
+        raise TableError(f"{d}: is a file; a table is a directory (give a new directory)")
+    if not d.is_dir() or any((d / e).exists() for e in _TABLE_ENTRIES):
+        return
+    foreign = sorted(e.name for e in os.scandir(d) if not e.name.startswith("."))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise TableError(f"{d}: not empty and not an lcsim table (it holds {shown}); a table "
+                         f"directory holds {META_FILE} with configs/ and curves/ shards. Give "
+                         "a new or empty directory, or a table to add to")
+
+
 def held_ids(directory: str | os.PathLike) -> set[int]:
     """Config ids committed in a table directory (reads only the configs shards); an empty
     set for a directory that does not exist yet."""
@@ -266,8 +292,15 @@ def held_ids(directory: str | os.PathLike) -> set[int]:
 
     try:
         t = ds.dataset([str(f) for f in files], format="parquet").to_table(columns=["config_id"])
-    except (pa.ArrowInvalid, OSError) as e:
-        raise TableError(f"{d}: a configs shard is unreadable ({e}); run "
-                         f"`lcsim table validate {d}`") from None
+    except (pa.ArrowInvalid, OSError):
+        for f in files:  # name the file, without Arrow's internals
+            try:
+                kv = pq.read_schema(f).metadata
+            except (pa.ArrowInvalid, OSError):
+                raise TableError(f"{f}: not a readable Parquet file (truncated or corrupt); "
+                                 f"run `lcsim table validate --table {d}`") from None
+            read_meta(kv, str(f))  # a foreign Parquet file
+        raise TableError(f"{d}: the configs shards cannot be read together; run "
+                         f"`lcsim table validate --table {d}`") from None
     return set(t.column("config_id").to_pylist())
 

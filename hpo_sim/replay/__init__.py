@@ -16,10 +16,9 @@ from .rules import (
     parse_rule,
     parse_rules,
 )
+from .settings import check_settings, load_preset, preset_settings
 from .simulate import Goal, ReplayConfig, RunResult, candidate_rows, epoch_costs, replay
 from .study import (
-    load_preset,
-    preset_settings,
     run_settings,
     traces_frame,
     with_baselines,
@@ -32,7 +31,8 @@ __all__ = [
     "NoRule",
     "OPTIMIZERS", "Optimizer", "RandomSearch", "ReplayConfig", "ReplayState", "RunResult",
     "SMAC", "SimClock", "StoppingRule", "audit_frame", "audit_run", "audit_runs",
-    "candidate_rows", "epoch_costs", "etr2_tau", "format_summary", "goal_k", "load_preset",
-    "make_optimizer", "miss_reason", "parse_rule", "parse_rules", "preset_settings", "replay",
-    "run_settings", "summarize", "time_unit", "traces_frame", "with_baselines", "write_outputs",
+    "candidate_rows", "check_settings", "epoch_costs", "etr2_tau", "format_summary", "goal_k",
+    "load_preset", "make_optimizer", "miss_reason", "parse_rule", "parse_rules",
+    "preset_settings", "replay", "run_settings", "summarize", "time_unit", "traces_frame",
+    "with_baselines", "write_outputs",
 ]
