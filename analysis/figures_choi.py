@@ -23,6 +23,7 @@ from ._style import (
     legend_columns,
     log_if_wide,
     new_figure,
+    plain_log_labels,
     require_columns,
     time_unit,
 )
@@ -173,6 +174,7 @@ def final_accuracy_vs_hyperparameters(table, *, params: Sequence[str] | None = N
             x = col.to_numpy(dtype=float)
             if param is not None and param.log:
                 ax.set_xscale("log")
+                plain_log_labels(ax.xaxis)  # 16..512: 20, 50, 100, not overlapping 2x10^1
             elif param is None:  # imported table: log when positive and >= 2 decades wide,
                 log_if_wide(ax, "x", x, decades=2.0)  # the rule tabular's importer uses
         ax.scatter(x[~div], y[~div], s=6, alpha=0.5, lw=0, color="tab:blue")
