@@ -23,6 +23,7 @@ _HOME = {
     "TableWriter": "lcsim.tabular.writer",
     "ConfigResult": "lcsim.tabular.writer",
     "get_space": "lcsim.tabular.spaces",
+    "Blackbox": "lcsim.tabular.blackbox",
     # replay
     "ReplayConfig": "lcsim.hpo_sim.replay.simulate",
     "Goal": "lcsim.hpo_sim.replay.simulate",
@@ -30,9 +31,11 @@ _HOME = {
     "run_settings": "lcsim.hpo_sim.replay.study",
     "summarize": "lcsim.hpo_sim.replay.summary",
     "format_summary": "lcsim.hpo_sim.replay.summary",
-    "ReplayState": "lcsim.hpo_sim.replay.rules",
-    "StoppingRule": "lcsim.hpo_sim.replay.rules",
-    "Optimizer": "lcsim.hpo_sim.replay.optimizers",
+    "ReplayState": "lcsim.hpo_sim.replay.state",
+    "StoppingRule": "lcsim.hpo_sim.replay.protocols",
+    "Optimizer": "lcsim.hpo_sim.replay.protocols",
+    "Job": "lcsim.hpo_sim.replay.protocols",
+    "Pool": "lcsim.hpo_sim.replay.protocols",
     # trainer stack
     "load_dataset": "lcsim.pregen.data",
     "TrainSpec": "lcsim.pregen.trainer",

@@ -19,6 +19,15 @@ above `spec.max_loss`, off by default) ends the run with status "diverged"; the 
 recorded before it are kept. A callback returning True ends the run
 with status "stopped".
 
+`train` builds its optimizer and schedule from the spec (`make_optimizer`, `make_scheduler`),
+or takes them from the caller (`optimizer=`, `scheduler=`): any torch.optim optimizer, with
+hooks (hypergradient descent) or without learning rate (Prodigy), goes through the same loop.
+
+Batches of an epoch come from `epoch_batches` (shuffled by a seeded generator; a last batch
+of one example is dropped, since batch norm cannot train on it) and losses are summed by
+`RunningLoss`; the population loop of hpo_sim.live calls both, so the rules live here once.
+(A little over 400 lines: the loop, its factories and these rules are one contract.)
+
 Seeds: `spec.seed` is split with np.random.SeedSequence into init / data-order / dropout
 seeds; dropout draws run inside `fork_seeded`, so the caller's global RNG is untouched.
 """
@@ -27,7 +36,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,8 +51,11 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "EpochRecord",
+    "RunningLoss",
     "TrainResult",
     "TrainSpec",
+    "batches_per_epoch",
+    "epoch_batches",
     "evaluate",
     "l2_params",
     "l2_penalty",
@@ -201,6 +213,43 @@ def l2_penalty(params: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([p.pow(2).sum() for p in params]).sum()
 
 
+def _drop_last(n: int, batch_size: int) -> bool:
+    # A last batch of one example would break batch norm in training mode; drop it.
+    return n % batch_size == 1
+
+
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    """Training batches in one epoch over n examples (what `epoch_batches` yields)."""
+    return n // batch_size if _drop_last(n, batch_size) else math.ceil(n / batch_size)
+
+
+def epoch_batches(data: DeviceData, batch_size: int, *, generator: torch.Generator,
+                  augment: bool | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One training epoch of data's train split: (x [B, ...], y [B]) batches, shuffled and
+    augmented by `generator`, without a last batch of one example."""
+    n = data.train_y.shape[0]
+    return data.batches("train", batch_size, shuffle=True, generator=generator,
+                        augment=augment, drop_last=_drop_last(n, batch_size))
+
+
+class RunningLoss:
+    """Example-weighted mean of batch losses, summed on the device (no host sync per batch).
+
+    `shape` () for one model, (P,) for one loss per population member.
+    """
+
+    def __init__(self, shape: tuple[int, ...] = (), *, device: torch.device | str = "cpu"):
+        self.total = torch.zeros(shape, device=device)  # sum of loss * batch size
+        self.seen = 0  # examples
+
+    def add(self, loss: torch.Tensor, n: int) -> None:
+        self.total += loss.detach() * n
+        self.seen += n
+
+    def mean(self) -> torch.Tensor:
+        return self.total / max(self.seen, 1)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -231,20 +280,15 @@ def train_epoch(
     loss_fn = loss_fn or F.cross_entropy
     if spec.l2_weight > 0 and penalized is None:
         penalized = l2_params(model)
-    n = data.train_y.shape[0]
-    # A last batch of one example would break batch norm in training mode; drop it.
-    drop_last = n % spec.batch_size == 1
     model.train()
-    total = torch.zeros((), device=data.device)  # sum of loss_fn * batch size, on device
+    running = RunningLoss(device=data.device)
     penalty = torch.zeros((), device=data.device)  # sum of penalty terms (overflow check)
-    seen = 0
 
     def mean() -> float:  # one host sync
-        m, p = torch.stack((total / max(seen, 1), penalty)).tolist()
+        m, p = torch.stack((running.mean(), penalty)).tolist()
         return m if math.isfinite(p) else float("nan")
 
-    for i, (x, y) in enumerate(data.batches("train", spec.batch_size, shuffle=True,
-                                            generator=generator, drop_last=drop_last)):
+    for i, (x, y) in enumerate(epoch_batches(data, spec.batch_size, generator=generator)):
         if spec.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(data.device, spec.bf16):
@@ -258,8 +302,7 @@ def train_epoch(
         optimizer.zero_grad(set_to_none=True)
         full.backward()
         optimizer.step()
-        total += loss.detach() * y.shape[0]
-        seen += y.shape[0]
+        running.add(loss, y.shape[0])
         if (i + 1) % spec.check_every == 0:
             m = mean()
             if not (math.isfinite(m) and m <= spec.max_loss):
@@ -300,10 +343,16 @@ def train(
     device: str | torch.device,
     callback: Callback | None = None,
     loss_fn: LossFn | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> TrainResult:
     """Train `model` (in place) for spec.epochs on data's train split, evaluating on val.
 
     `data` must already live on `device` (load_dataset(..., device=...) or data.to(device)).
+    `optimizer`: a torch.optim optimizer over model's parameters; None builds spec.optimizer
+    at spec.lr. `scheduler` is stepped once per epoch; None builds spec.schedule for a built
+    optimizer and none for a given one (it keeps control of its learning rate).
+    `callback(record)` runs after every epoch; returning True stops the run.
     """
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:
@@ -314,10 +363,12 @@ def train(
     model.to(device)
     if spec.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(spec.optimizer, model.parameters(), spec.lr, spec.momentum,
-                               spec.weight_decay)
-    scheduler = make_scheduler(spec.schedule, optimizer, step_size=spec.step_size,
-                               step_gamma=spec.step_gamma, epochs=spec.epochs)
+    if optimizer is None:
+        optimizer = make_optimizer(spec.optimizer, model.parameters(), spec.lr, spec.momentum,
+                                   spec.weight_decay)
+        if scheduler is None:
+            scheduler = make_scheduler(spec.schedule, optimizer, step_size=spec.step_size,
+                                       step_gamma=spec.step_gamma, epochs=spec.epochs)
     _, data_seed, dropout_seed = seeds(spec.seed)
     gen = torch.Generator(device=device).manual_seed(data_seed)
     penalized = l2_params(model)
@@ -342,7 +393,8 @@ def train(
             if not math.isfinite(val_loss):
                 return TrainResult("diverged", tuple(records),
                                    f"non-finite validation loss in epoch {epoch} (lr={lr:g})")
-            scheduler.step()
+            if scheduler is not None:
+                scheduler.step()
             rec = EpochRecord(epoch, train_loss, val_loss, val_acc, t1 - t0, t2 - t1, lr)
             records.append(rec)
             if callback is not None and callback(rec) and epoch < spec.epochs:

@@ -189,7 +189,7 @@ def test_best_so_far_panels():
 
 # ------------------------------------------------------------------------ ALRS
 def _alrs_runs() -> pd.DataFrame:
-    """lcsim.hpo_sim.live.alrs_compare runs: per-batch loss scale * (1 + s) / b for batch b."""
+    """lcsim.hpo_sim.live.alrs.compare runs: per-batch loss scale * (1 + s) / b for batch b."""
     rows = []
     for opt in ("adam", "momentum"):
         for m, scale, lr in (("standard", 1.0, 1e-3), ("alrs", 0.5, 2e-3), ("x10", 4.0, 1e-2)):

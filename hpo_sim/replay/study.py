@@ -18,7 +18,7 @@ import os
 import pickle
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import pandas as pd
 from lcsim.errors import UserError
 
 from .fast import eligible, random_search_runs
+from .resolve import label_of
 from .simulate import ReplayConfig, RunResult, replay
 from .summary import audit_frame, format_summary, summarize
 
@@ -256,7 +257,9 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
 
 
 def _cfg_dict(cfg: ReplayConfig) -> dict[str, Any]:
-    d = asdict(cfg)
+    """The setting as JSON values: optimizer and rules by their labels (a user's objects too)."""
+    d = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    d["optimizer"] = cfg.optimizer_label
     d["goal"] = str(cfg.goal)
-    d["rules"] = list(cfg.rules)
+    d["rules"] = [label_of(r) for r in cfg.rules]
     return d

@@ -73,7 +73,7 @@ def summarize(settings: Sequence[ReplayConfig], results: Sequence[Sequence[RunRe
             speedup = _pct(base, 50) / _pct(x, 50) if base is not None else np.nan
         ci, sp_ci = _bootstrap(x, base, rng, n_boot)
         row = {
-            "optimizer": cfg.optimizer, "rules": cfg.rule_label, "goal": str(cfg.goal),
+            "optimizer": cfg.optimizer_label, "rules": cfg.rule_label, "goal": str(cfg.goal),
             "goal_accuracy": results[s][0].goal_accuracy, "repeats": len(x),
             "success_rate": float(ok.mean()),
             "median_s": float(_pct(x, 50)), "median_ci_low": ci[0], "median_ci_high": ci[1],
@@ -144,7 +144,7 @@ def audit_frame(table, settings: Sequence[ReplayConfig],
         spent = np.array([x["charged_seconds"] for x in a])
         saved = np.array([x["saved_seconds"] for x in a])
         rows.append({
-            "optimizer": cfg.optimizer, "rules": cfg.rule_label, "goal": str(cfg.goal),
+            "optimizer": cfg.optimizer_label, "rules": cfg.rule_label, "goal": str(cfg.goal),
             "top_k": k,
             "stopped_per_run": float(np.mean([x["stopped"] for x in a])),
             "stopped_top_k_total": int(sum(x["stopped_top_k"] for x in a)),
