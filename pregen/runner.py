@@ -37,6 +37,9 @@ Choi et al.'s text gives no number for T; it says MNIST's top curves converge "w
 two epochs" and most curves "before reaching the half of the preset total training epoch",
 so T = 20 leaves MNIST curves room to flatten, and CIFAR-10's batch-norm curves, which "begin
 to climb after around tenth epoch", need the longer 50.
+
+(Over 400 lines: a run's plan, metadata, resume check and scheduling loop belong together; the
+per-device side is in `pregen.workers`.)
 """
 
 from __future__ import annotations
