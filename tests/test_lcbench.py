@@ -183,3 +183,19 @@ def test_a_table_i_cnn_on_digits_is_a_clear_user_error(capsys):
     assert main(["train", "--space", "mnist", "--dataset", "digits", "--epochs", "1"]) == 2
     err = capsys.readouterr().err
     assert "a pool of" in err and "(64, 1, 1)" in err and "Traceback" not in err
+
+
+def test_the_pregen_runner_writes_lcbench_curves_as_train_config_trains_them(tmp_path, digits):
+    from lcsim.pregen.runner import RunConfig, config_seed, run
+    from lcsim.tabular.table import LookupTable
+
+    out = tmp_path / "t"
+    run(RunConfig(out=str(out), space="lcbench-mlp", dataset="digits", n_configs=2, epochs=2,
+                  progress=False))
+    t = LookupTable.open(out)
+    assert (t.meta["optimizer"], t.meta["schedule"]) == ("momentum", "cosine")
+    assert t.meta["batch_size"] == "per config (batch_size)" and t.meta["n_train"] == 1150
+    for i in (0, 1):
+        r = train_config(S, S.config_at(i, 0), digits,
+                         TrainSpec(epochs=2, seed=config_seed(0, i)), "cpu")
+        assert t.curve(i).tolist() == [e.val_accuracy for e in r.epochs]
