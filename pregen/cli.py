@@ -38,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "augmentation, which the paper does not state: ours) and print one line "
                     "per epoch.",
     )
-    p.add_argument("--space", required=True, choices=("mnist", "cifar10"))
-    p.add_argument("--dataset", choices=("mnist", "cifar10", "cifar100", "svhn"),
+    p.add_argument("--space", required=True, choices=("mnist", "cifar10", "lcbench-mlp"))
+    p.add_argument("--dataset", choices=("mnist", "cifar10", "cifar100", "svhn", "digits"),
                    help="dataset (default: the space's own)")
     p.add_argument("--data-root", help="torchvision data root (default $LCSIM_DATA_ROOT; for "
                                        "mnist without either: the shipped 10k subset)")
@@ -100,9 +100,9 @@ def _train(args: argparse.Namespace) -> int:
         spec = TrainSpec(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                          bf16=args.bf16, channels_last=args.channels_last)
     print(f"space {space.name}, {origin}: {space.to_json(config)}")
-    dataset = args.dataset or space.name
+    dataset = args.dataset or {"lcbench-mlp": "digits"}.get(space.name, space.name)
     if args.dry_run:
-        in_shape = (1, 28, 28) if dataset == "mnist" else (3, 32, 32)
+        in_shape = {"mnist": (1, 28, 28), "digits": (64, 1, 1)}.get(dataset, (3, 32, 32))
         ncls = 100 if dataset == "cifar100" else 10
         model = build_model(space.name, space.full(config), in_shape=in_shape,
                             num_classes=ncls, seed=seeds(args.seed)[0])

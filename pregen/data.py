@@ -1,4 +1,4 @@
-"""Datasets on the training device: MNIST, CIFAR-10, CIFAR-100, SVHN.
+"""Datasets on the training device: MNIST, CIFAR-10, CIFAR-100, SVHN, digits.
 
 Files are read by torchvision's own dataset classes from a data root (argument, else
 `$LCSIM_DATA_ROOT`), in torchvision's layouts:
@@ -17,10 +17,19 @@ MNIST with no root at all uses the real 10,000-digit subset shipped in
 `pregen/assets/mnist-10k` (8,000 train / 2,000 test, CC BY-SA 3.0, see its README.md),
 decompressed once into `$LCSIM_CACHE_DIR` (default ~/.cache/lcsim).
 
+`digits` is scikit-learn's bundled copy of the UCI optical handwritten digits (1,797 real 8x8
+images, 16 grey levels, 10 classes; `sklearn.datasets.load_digits`, no files, no download; a
+data root is ignored). It has no official test split, so a fixed 360 (20%) are held out as the
+test split (seed 0, the same for every table), leaving 1,437 for training and validation.
+Each image is a row of 64 features, stored as uint8 [N, 64, 1, 1] (grey level 0..16), and
+standardised per feature with the mean and standard deviation of the training split (after
+the validation split; a constant feature gets scale 1), as LCBench's "standardize" does.
+
 Validation comes out of the TRAINING split (a seeded permutation); the test split is never
 used for validation. Default validation sizes (`default_val_size`): MNIST 10,000 (of 60,000),
 CIFAR-10/100 and SVHN 5,000; a training split smaller than 4x that (e.g. the 8,000-digit
-subset, or test fixtures) gives 20% of it to validation (8,000 -> 1,600 val, 6,400 train).
+subset, digits, or test fixtures) gives 20% of it to validation (8,000 -> 1,600 val, 6,400
+train; digits: 1,437 -> 287 val, 1,150 train).
 `val_size=0` keeps the whole training split for training (ESGD's CIFAR-10 protocol: "we do
 not split a validation set"); the validation split is then empty, and anything that reads
 batches of it gets an `EmptySplitError` naming the cause.
@@ -28,7 +37,7 @@ batches of it gets an `EmptySplitError` naming the cause.
 The splits are stored as uint8 tensors [N, C, H, W] on the device; `DeviceData.batches`
 shuffles with a torch.Generator, augments (`pregen.augment`: "crop", "flip", "cutout[:N]")
 and normalises there. No DataLoader in the hot path. Each dataset has a default augmentation
-(`default_augment`: crop + flip for CIFAR, none for digits); `load_dataset(..., augment=...)`
+(`default_augment`: crop + flip for CIFAR, none else); `load_dataset(..., augment=...)`
 sets another (`parse_augment("crop,flip,cutout:16" | "none")` reads the CLI's spelling).
 (A little over 400 lines: the layouts, the splits and the device batches are one contract.)
 """
@@ -67,7 +76,7 @@ __all__ = [
     "split_indices",
 ]
 
-DATASETS = ("mnist", "cifar10", "cifar100", "svhn", "svhn-extra")
+DATASETS = ("mnist", "cifar10", "cifar100", "svhn", "svhn-extra", "digits")
 
 # Per-channel mean / std of the full official training sets (pixel values in [0, 1]); fixed
 # constants rather than statistics of each split so every run normalises identically.
@@ -78,11 +87,14 @@ _STATS = {
     "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
     "svhn-extra": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),  # svhn's constants
 }
-_NUM_CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10, "svhn-extra": 10}
+_NUM_CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10, "svhn-extra": 10,
+                "digits": 10}
 _AUGMENT = {"mnist": (), "cifar10": ("crop", "flip"), "cifar100": ("crop", "flip"), "svhn": (),
-            "svhn-extra": ()}
+            "svhn-extra": (), "digits": ()}
 _DEFAULT_VAL = {"mnist": 10_000, "cifar10": 5_000, "cifar100": 5_000, "svhn": 5_000,
-                "svhn-extra": 5_000}
+                "svhn-extra": 5_000, "digits": 360}
+_DIGITS_TEST = 360  # held-out test examples of the 1,797 digits (20%)
+_DIGITS_TEST_SEED = 0  # fixed: every digits table shares one test split
 _SMALL_VAL_FRACTION = 0.2  # validation share when the train split is < 4x the default size
 
 _SHIPPED = Path(__file__).parent / "assets" / "mnist-10k"
@@ -129,7 +141,9 @@ def _svhn_dir(root: Path) -> Path:
 def expected_files(name: str, root: str | os.PathLike) -> list[Path]:
     """Every file `load_dataset(name, root)` reads, in torchvision's layout."""
     root = Path(root)
-    if _check_name(name) == "mnist":
+    if _check_name(name) == "digits":
+        return []  # bundled with scikit-learn
+    if name == "mnist":
         return [root / "MNIST" / "raw" / f for f in _MNIST_FILES]
     if name == "cifar10":
         d = root / torchvision.datasets.CIFAR10.base_folder
@@ -207,6 +221,25 @@ class _CIFAR100(torchvision.datasets.CIFAR100):
 class _SVHN(torchvision.datasets.SVHN):
     split_list = {k: [url, f, None]
                   for k, (url, f, _) in torchvision.datasets.SVHN.split_list.items()}
+
+
+def _read_digits() -> tuple[np.ndarray, ...]:
+    """(train_x, train_y, test_x, test_y) of scikit-learn's digits, x uint8 [N, 64, 1, 1]."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = d.images.reshape(len(d.images), 64, 1, 1).astype(np.uint8)  # grey levels 0..16
+    y = d.target.astype(np.int64)
+    tr, te = split_indices(len(y), _DIGITS_TEST, _DIGITS_TEST_SEED)
+    return x[tr], y[tr], x[te], y[te]
+
+
+def _standardize_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-feature (mean, std) of x [N, F, 1, 1] in DeviceData's units (pixel / 255)."""
+    f = x.reshape(len(x), -1).astype(np.float64)
+    m, s = f.mean(0), f.std(0)
+    s[s == 0] = 1.0  # constant feature: scale 1, as sklearn's StandardScaler does
+    return tuple((m / 255).tolist()), tuple((s / 255).tolist())
 
 
 def _read(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
@@ -357,6 +390,24 @@ def split_indices(n: int, val_size: int, split_seed: int) -> tuple[np.ndarray, n
     return np.sort(perm[val_size:]), np.sort(perm[:val_size])
 
 
+def _resolve_root(name: str, root: str | os.PathLike | None, download: bool) -> Path:
+    """The data root: argument, else $LCSIM_DATA_ROOT, else (mnist only) the shipped subset."""
+    if root is None:
+        root = os.environ.get("LCSIM_DATA_ROOT") or None
+    if root is None:
+        if name != "mnist":
+            raise DatasetNotFoundError(
+                f"no data root for {name!r}: pass --data-root DIR (root=...) or set "
+                f"$LCSIM_DATA_ROOT; files expected there:\n  "
+                + "\n  ".join(str(p) for p in expected_files(name, "DIR"))
+                + "\nadd --download to fetch them (needs internet)."
+            )
+        if download:
+            raise ValueError("download=True needs a data root to download into (root=...)")
+        root = shipped_mnist_root()
+    return Path(root).expanduser()
+
+
 def load_dataset(
     name: str,
     root: str | os.PathLike | None = None,
@@ -375,21 +426,12 @@ def load_dataset(
     """
     name = _check_name(name)
     ops = default_augment(name) if augment is None else check_augment(augment)
-    if root is None:
-        root = os.environ.get("LCSIM_DATA_ROOT") or None
-    if root is None:
-        if name != "mnist":
-            raise DatasetNotFoundError(
-                f"no data root for {name!r}: pass --data-root DIR (root=...) or set "
-                f"$LCSIM_DATA_ROOT; files expected there:\n  "
-                + "\n  ".join(str(p) for p in expected_files(name, "DIR"))
-                + "\nadd --download to fetch them (needs internet)."
-            )
-        if download:
-            raise ValueError("download=True needs a data root to download into (root=...)")
-        root = shipped_mnist_root()
-    root = Path(root).expanduser()
-    train_x, train_y, test_x, test_y = _read(name, root, download)
+    if name == "digits":  # bundled with scikit-learn: no root, no download
+        root = Path("sklearn.datasets.load_digits")  # named in messages only
+        train_x, train_y, test_x, test_y = _read_digits()
+    else:
+        root = _resolve_root(name, root, download)
+        train_x, train_y, test_x, test_y = _read(name, root, download)
 
     n = len(train_y)
     val_n = default_val_size(name, n) if val_size is None else int(val_size)
@@ -401,7 +443,7 @@ def load_dataset(
     def t(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(device)
 
-    mean, std = _STATS[name]
+    mean, std = _standardize_stats(train_x[tr_idx]) if name == "digits" else _STATS[name]
     return DeviceData(
         name=name,
         train_x=t(train_x[tr_idx]), train_y=t(train_y[tr_idx]),

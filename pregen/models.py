@@ -1,4 +1,4 @@
-"""Models: the two CNNs of Choi et al. (built from a Table I config) and named live models.
+"""Models: the CNNs of Choi et al., LCBench's funnel MLP (built from a config), named models.
 
 Paper CNNs (`build_model(space_name, space.full(config), ...)`):
 - mnist:   C1-P1-C2-P2-Fc-Softmax.
@@ -8,6 +8,16 @@ still builds); pools are max pools with stride = size (floor). The regularizer i
 the standard way": batchnorm after every conv and after Fc, before the activation; dropout
 (rate = config `dropout`) after the Fc activation, before the output layer. The output layer
 gives logits; the softmax lives in the loss.
+
+LCBench MLP (`lcbench-mlp`, Auto-PyTorch's ShapedMlpNet with mlp_shape "funnel", as LCBench
+trained it): `num_layers` Linear layers in all, the output layer included (1 = a linear
+model). Widths (`funnel_units`): the first hidden layer has max(max_units, in_features) units,
+each next one `step = int((first - num_classes) / (num_layers - 1))` fewer. Each hidden layer
+is Linear -> ReLU -> Dropout; dropout shrinks the same way from `max_dropout` at the first
+hidden layer (`funnel_dropout`: max_dropout * (1000 - i * int(1000 / (num_layers - 1))) /
+1000 at hidden layer i), and as in Auto-PyTorch there is no dropout at all when max_dropout
+<= 0.05. No batch norm; torch's default initialisation (Auto-PyTorch's default). The input
+is flattened first (digits arrive as [B, 64, 1, 1]).
 
 Named models (`build_named_model`):
 - `mnist-cnn`: a fixed small MNIST CNN, the paper's MNIST net with c1=32, c2=64 filters of
@@ -30,11 +40,13 @@ changes the caller's global RNG state.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
 import torchvision
+from lcsim.tabular.spaces import ConfigError
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -43,6 +55,8 @@ __all__ = [
     "build_model",
     "build_named_model",
     "count_params",
+    "funnel_dropout",
+    "funnel_units",
     "forward_flops",
     "fork_seeded",
     "is_named_model",
@@ -104,7 +118,8 @@ def _head(features: int, fc: int, num_classes: int, act: str, reg: str,
 def _paper_cnn(space_name: str, cfg: Mapping[str, Any], in_shape: tuple[int, int, int],
                num_classes: int) -> nn.Sequential:
     if space_name not in ("mnist", "cifar10"):
-        raise ValueError(f"unknown space {space_name!r}; choose from mnist, cifar10")
+        raise ValueError(f"unknown space {space_name!r}; choose from mnist, cifar10, "
+                         "lcbench-mlp")
     act, reg = cfg["activation"], cfg["regularizer"]
     if act not in _ACTIVATIONS:
         raise ValueError(f"activation={act!r} is not one of {sorted(_ACTIVATIONS)}")
@@ -129,7 +144,9 @@ def _paper_cnn(space_name: str, cfg: Mapping[str, Any], in_shape: tuple[int, int
             c = v
         else:
             if h < v or w < v:
-                raise ValueError(f"pool of {v} does not fit a {h}x{w} feature map")
+                raise ConfigError(f"{space_name} CNN: a pool of {v} does not fit a {h}x{w} "
+                                  f"feature map (input shape {in_shape}); the Table I CNNs "
+                                  "need image inputs (e.g. mnist 1x28x28, cifar10 3x32x32)")
             layers.append(nn.MaxPool2d(v))
             h, w = h // v, w // v
     layers += _head(c * h * w, int(cfg["fc_units"]), num_classes, act, reg,
@@ -137,10 +154,50 @@ def _paper_cnn(space_name: str, cfg: Mapping[str, Any], in_shape: tuple[int, int
     return nn.Sequential(*layers)
 
 
+_MIN_DROPOUT = 0.05  # Auto-PyTorch's ShapedMlpNet adds no dropout at or below this max_dropout
+
+
+def funnel_units(in_features: int, num_classes: int, max_units: int,
+                 num_layers: int) -> list[int]:
+    """Hidden-layer widths of the funnel MLP (num_layers - 1 of them; see module docstring)."""
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    first = max(in_features, max_units)
+    step = max(0, int((first - num_classes) / max(num_layers - 1, 1)))
+    return [first - i * step for i in range(num_layers - 1)]
+
+
+def funnel_dropout(max_dropout: float, num_layers: int) -> list[float]:
+    """Dropout rate of each hidden layer: a funnel over 1000 'units' scaled by max_dropout."""
+    if max_dropout <= _MIN_DROPOUT:
+        return [0.0] * (num_layers - 1)
+    return [u / 1000 * max_dropout for u in funnel_units(0, 0, 1000, num_layers)]
+
+
+def _funnel_mlp(cfg: Mapping[str, Any], in_shape: tuple[int, ...],
+                num_classes: int) -> nn.Sequential:
+    if cfg.get("mlp_shape", "funnel") != "funnel" or cfg.get("activation", "relu") != "relu":
+        raise ValueError(f"lcbench-mlp builds funnel-shaped ReLU MLPs only, got mlp_shape="
+                         f"{cfg.get('mlp_shape')!r}, activation={cfg.get('activation')!r}")
+    n_in = math.prod(in_shape)
+    layers: list[nn.Module] = [nn.Flatten()]
+    L, drop = int(cfg["num_layers"]), float(cfg["max_dropout"])
+    for units, rate in zip(funnel_units(n_in, num_classes, int(cfg["max_units"]), L),
+                           funnel_dropout(drop, L), strict=True):
+        layers += [nn.Linear(n_in, units), nn.ReLU()]
+        if drop > _MIN_DROPOUT:
+            layers.append(nn.Dropout(rate))
+        n_in = units
+    layers.append(nn.Linear(n_in, num_classes))
+    return nn.Sequential(*layers)
+
+
 def build_model(space_name: str, full_config: Mapping[str, Any], *,
                 in_shape: tuple[int, int, int], num_classes: int, seed: int = 0) -> nn.Module:
-    """The paper CNN of `space_name` for `space.full(config)`, initialised from `seed`."""
+    """The model of `space_name` for `space.full(config)`, initialised from `seed`."""
     with fork_seeded(seed):
+        if space_name == "lcbench-mlp":
+            return _funnel_mlp(full_config, tuple(in_shape), num_classes)
         return _paper_cnn(space_name, full_config, tuple(in_shape), num_classes)
 
 

@@ -1,10 +1,12 @@
 """The one training loop, used by table generation and by the live methods.
 
-Optimizers come from torch.optim and learning-rate schedules from torch.optim.lr_scheduler
-(stepped once per epoch). Batches come from `DeviceData.batches` (data already on the
-device). The loss on each batch is `loss_fn(logits, y)` (cross-entropy by default) plus the
-Table I L2 penalty `l2_weight * sum ||W||^2` over the weight tensors of every Conv and Linear
-layer (not biases, not batch-norm parameters).
+Optimizers come from torch.optim (with torch's own `weight_decay` where a space's recipe sets
+one, LCBench) and learning-rate schedules from torch.optim.lr_scheduler (stepped once per
+epoch; "cosine" anneals over the run's T epochs to eta_min 1e-8, as LCBench did). Batches
+come from `DeviceData.batches` (data already on the device). The loss on each batch is
+`loss_fn(logits, y)` (cross-entropy by default) plus the Table I L2 penalty
+`l2_weight * sum ||W||^2` over the weight tensors of every Conv and Linear layer (not biases,
+not batch-norm parameters).
 
 Per epoch the trainer reports an `EpochRecord`: epoch (1..T), train_loss (mean loss_fn value
 over the epoch's minibatches, as trained: dropout on, penalty excluded), val_loss and
@@ -67,7 +69,8 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam")
-SCHEDULES = ("constant", "exponential", "inv_sqrt", "step")
+SCHEDULES = ("constant", "exponential", "inv_sqrt", "step", "cosine")
+_COSINE_ETA_MIN = 1e-8  # LCBench's cosine_annealing_eta_min
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[["EpochRecord"], "bool | None"]
@@ -75,7 +78,7 @@ Callback = Callable[["EpochRecord"], "bool | None"]
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """How to train; the config-specific values (lr, l2_weight) are overridden by train_config."""
+    """How to train; train_config overrides the fields its space's recipe names."""
 
     epochs: int = 20  # not stated in the paper; ours (tables: runner.DEFAULT_EPOCHS)
     batch_size: int = 128  # not stated in the paper; ours (table generation)
@@ -86,6 +89,7 @@ class TrainSpec:
     step_size: int = 10  # epochs between decays of the "step" schedule
     step_gamma: float = 0.1  # factor per "step" decay (the usual staircase)
     l2_weight: float = 0.0  # lambda of the penalty lambda * sum ||W||^2
+    weight_decay: float = 0.0  # torch.optim's weight_decay (all parameters), LCBench's
     seed: int = 0  # init, data order, dropout (split by SeedSequence)
     bf16: bool = False  # autocast matmuls/convs to bfloat16 (meant for CUDA)
     channels_last: bool = False  # NHWC memory format (faster convs on CUDA tensor cores)
@@ -110,6 +114,8 @@ class TrainSpec:
             raise ValueError(f"TrainSpec.lr must be a positive number, got {self.lr}")
         if not (math.isfinite(self.l2_weight) and self.l2_weight >= 0):
             raise ValueError(f"TrainSpec.l2_weight must be >= 0, got {self.l2_weight}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"TrainSpec.weight_decay must be >= 0, got {self.weight_decay}")
         if not self.max_loss > 0:
             raise ValueError(f"TrainSpec.max_loss must be > 0, got {self.max_loss}")
         if self.step_size < 1 or self.check_every < 1 or self.eval_batch_size < 1:
@@ -148,18 +154,19 @@ def seeds(seed: int) -> tuple[int, int, int]:
 
 
 def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,
-                   momentum: float = 0.9) -> torch.optim.Optimizer:
+                   momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """torch.optim optimizer by name; RMSprop and Adam keep torch's other defaults."""
+    wd = weight_decay
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr)
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
     if name == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=wd)
     if name == "nesterov":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True, weight_decay=wd)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=wd)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
     raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
 
 
@@ -172,11 +179,13 @@ def _one(epoch: int) -> float:
 
 
 def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, step_size: int = 10,
-                   step_gamma: float = 0.1) -> torch.optim.lr_scheduler.LRScheduler:
+                   step_gamma: float = 0.1,
+                   epochs: int | None = None) -> torch.optim.lr_scheduler.LRScheduler:
     """torch.optim.lr_scheduler schedule by name, meant to be stepped once per epoch.
 
     constant; exponential: lr0 * 0.95^(t-1); inv_sqrt: lr0 / sqrt(t); step: lr0 * gamma^floor(
-    (t-1) / step_size), where t = 1..T is the epoch.
+    (t-1) / step_size); cosine: CosineAnnealingLR with T_max = epochs (required) and eta_min
+    1e-8, so epoch t trains at 1e-8 + (lr0 - 1e-8) (1 + cos(pi (t-1) / T)) / 2; t = 1..T.
     """
     sch = torch.optim.lr_scheduler
     if name == "constant":
@@ -187,6 +196,10 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, step_size: in
         return sch.LambdaLR(optimizer, _inv_sqrt)
     if name == "step":
         return sch.StepLR(optimizer, step_size=step_size, gamma=step_gamma)
+    if name == "cosine":
+        if epochs is None or epochs < 1:
+            raise ValueError(f"the cosine schedule needs epochs >= 1 (its T_max), got {epochs}")
+        return sch.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=_COSINE_ETA_MIN)
     raise ValueError(f"unknown schedule {name!r}; choose from {SCHEDULES}")
 
 
@@ -352,10 +365,11 @@ def train(
     if spec.channels_last:
         model.to(memory_format=torch.channels_last)
     if optimizer is None:
-        optimizer = make_optimizer(spec.optimizer, model.parameters(), spec.lr, spec.momentum)
+        optimizer = make_optimizer(spec.optimizer, model.parameters(), spec.lr, spec.momentum,
+                                   spec.weight_decay)
         if scheduler is None:
             scheduler = make_scheduler(spec.schedule, optimizer, step_size=spec.step_size,
-                                       step_gamma=spec.step_gamma)
+                                       step_gamma=spec.step_gamma, epochs=spec.epochs)
     _, data_seed, dropout_seed = seeds(spec.seed)
     gen = torch.Generator(device=device).manual_seed(data_seed)
     penalized = l2_params(model)
@@ -401,14 +415,16 @@ def train_config(
     callback: Callback | None = None,
     loss_fn: LossFn | None = None,
 ) -> TrainResult:
-    """Build the paper CNN for a Table I config and train it (what table generation runs).
+    """Build the model of a space's config and train it (what table generation runs).
 
-    The config supplies learning_rate and l2_weight (they replace spec.lr / spec.l2_weight);
-    everything else (Adam, batch 128, epochs, seed) comes from spec. The model is initialised
+    The space's recipe sets the optimizer, the schedule and the TrainSpec fields it maps from
+    the config (Table I: Adam, learning_rate and l2_weight; lcbench-mlp: SGD with momentum,
+    cosine, learning_rate, momentum, weight_decay, batch_size); everything else (epochs,
+    seed, device options, Table I's batch 128) comes from spec. The model is initialised
     from the init seed of spec.seed. The result carries n_params and flops.
     """
     full = space.full(config)
-    spec = replace(spec, lr=float(full["learning_rate"]), l2_weight=float(full["l2_weight"]))
+    spec = replace(spec, **space.recipe.overrides(full))
     init_seed, _, _ = seeds(spec.seed)
     model = build_model(space.name, full, in_shape=data.in_shape,
                         num_classes=data.num_classes, seed=init_seed)

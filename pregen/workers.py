@@ -243,7 +243,8 @@ class Worker:
         self.space = get_space(cfg.space)
         self.data = load_run_data(cfg, device)
         cuda = torch.device(device).type == "cuda"
-        self.spec = TrainSpec(epochs=cfg.T, batch_size=cfg.batch_size, optimizer="adam",
+        # optimizer, schedule and the config's own values come from the space's recipe
+        self.spec = TrainSpec(epochs=cfg.T, batch_size=cfg.batch_size,
                               bf16=cuda and cfg.bf16, channels_last=cuda and cfg.channels_last)
         self.writer = TableWriter(cfg.out, meta)
         self.faults = Faults.from_env()

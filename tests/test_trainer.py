@@ -108,7 +108,8 @@ def test_each_schedule_follows_its_formula_and_lowers_the_loss(schedule, tiny_mn
               device="cpu")
     want = {"constant": lambda t: lr0, "exponential": lambda t: lr0 * 0.95 ** (t - 1),
             "inv_sqrt": lambda t: lr0 / math.sqrt(t),
-            "step": lambda t: lr0 * 0.1 ** ((t - 1) // 2)}
+            "step": lambda t: lr0 * 0.1 ** ((t - 1) // 2),
+            "cosine": lambda t: 1e-8 + (lr0 - 1e-8) * (1 + math.cos(math.pi * (t - 1) / 3)) / 2}
     for e in r.epochs:
         assert e.lr == pytest.approx(want[schedule](e.epoch), rel=1e-9)
     assert r.epochs[-1].val_loss < 0.9 * loss0
@@ -116,10 +117,20 @@ def test_each_schedule_follows_its_formula_and_lowers_the_loss(schedule, tiny_mn
 
 def test_unknown_schedule_is_rejected():
     opt = make_optimizer("sgd", [torch.nn.Parameter(torch.zeros(1))], 0.1)
-    with pytest.raises(ValueError, match="'cosine'"):
+    with pytest.raises(ValueError, match="'cyclic'"):
+        make_scheduler("cyclic", opt)
+    with pytest.raises(ValueError, match="'cyclic'"):
+        TrainSpec(schedule="cyclic")
+    with pytest.raises(ValueError, match="cosine schedule needs epochs"):
         make_scheduler("cosine", opt)
-    with pytest.raises(ValueError, match="'cosine'"):
-        TrainSpec(schedule="cosine")
+
+
+def test_weight_decay_reaches_torch_optim_and_is_validated():
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    for name in OPTIMIZERS:
+        assert make_optimizer(name, p, 0.1, 0.5, 0.03).param_groups[0]["weight_decay"] == 0.03
+    with pytest.raises(ValueError, match="weight_decay must be >= 0, got -1"):
+        TrainSpec(weight_decay=-1.0)
 
 
 def test_huge_learning_rate_ends_as_diverged_not_an_exception(tiny_mnist_data):

@@ -61,6 +61,7 @@ from lcsim.hpo_sim.replay import (
     format_summary,
     run_settings,
     summarize,
+    time_unit,
     with_baselines,
     write_outputs,
 )
@@ -69,9 +70,9 @@ from lcsim.hpo_sim.replay import (
 # replays `settings` on `table` (5 repeats), prints the summary and audit, writes OUT/<out>
 RUN_STUDY = """\
 results = run_settings(table, settings, repeats=5, seed=0, progress=False)
-summary = summarize(settings, results, seed=0)
+summary = summarize(settings, results, seed=0, table=table)
 audit = audit_frame(table, settings, results)
-print(format_summary(summary, audit))
+print(format_summary(summary, audit, unit=time_unit(table)))
 write_outputs(OUT / "{out}", settings, results, summary, audit, {{"notebook": "{name}"}})"""
 
 CHOI = [
@@ -81,8 +82,10 @@ CHOI = [
 Figures 1-2 (random / top / bottom learning curves), final accuracy against each
 hyperparameter, and Figures 4-5 (time to reach a goal accuracy with ETR-1 and ETR-2),
 plus SMAC against random search over simulated time. The table is the shipped default
-(`LookupTable.open("default")`); the HPO runs are a small study replayed here on the
-simulated clock (seconds of CPU), written to files and read back the way `lcsim report` does.
+(`LookupTable.open("default")`: `digits-mlp`, 2,000 LCBench-style MLPs trained for 50 epochs
+on scikit-learn's real 8x8 digits; see `tabular/data/digits-mlp/README.md`); the HPO runs are
+a small study replayed here on the simulated clock (seconds of CPU), written to files and read
+back the way `lcsim report` does.
 """),
     new_code_cell(SETUP),
     new_code_cell(OPEN_TABLE),
@@ -96,12 +99,12 @@ display(final_accuracy_vs_hyperparameters(table))"""),
 ## A small replay study
 
 SMAC (random-forest surrogate with EI over the table's configs) and random search, each
-without a rule, with ETR-1 (tau = 1) and with ETR-2 (p = 0.9, q = 0.75), to the top 5% of
+without a rule, with ETR-1 (tau = 1) and with ETR-2 (p = 0.9, q = 0.75), to the top 2% of
 the table's final accuracies. The paper uses 50 repeats and SMAC with 50 trees; here 5
-repeats and 20 trees keep the notebook fast (`lcsim study --preset choi-fig4` runs the full
-setting)."""),
+repeats and 20 trees keep the notebook fast (`lcsim study --preset readme` runs 20 repeats,
+`--preset choi-fig4` the paper's ETR-1 grid)."""),
     new_code_cell(REPLAY_IMPORTS + """
-goal = Goal(top_percent=5)
+goal = Goal(top_percent=2)
 opts = {"smac": {"n_trees": 20}, "random": {}}
 settings = with_baselines([
     ReplayConfig(optimizer=o, rules=r, goal=goal, optimizer_options=opts[o])

@@ -30,23 +30,16 @@ from .rules import (
 from .settings import check_settings, load_preset, preset_settings
 from .simulate import Goal, ReplayConfig, RunResult, candidate_rows, epoch_costs, replay
 from .state import ReplayState
-from .study import (
-    audit_frame,
-    format_summary,
-    run_settings,
-    summarize,
-    traces_frame,
-    with_baselines,
-    write_outputs,
-)
+from .study import run_settings, traces_frame, with_baselines, write_outputs
+from .summary import LEGEND, audit_frame, format_summary, miss_reason, summarize, time_unit
 
 __all__ = [
-    "AnyOf", "BUILTIN", "ETR1", "ETR2", "EventHeap", "Goal", "Hyperband", "Job", "MedianRule",
-    "NoRule", "OPTIMIZERS", "Optimizer", "OptimizerFactory", "OptimizerSpec", "Pool",
+    "LEGEND", "AnyOf", "BUILTIN", "ETR1", "ETR2", "EventHeap", "Goal", "Hyperband", "Job",
+    "MedianRule", "NoRule", "OPTIMIZERS", "Optimizer", "OptimizerFactory", "OptimizerSpec", "Pool",
     "ProtocolError", "RandomSearch", "ReplayConfig", "ReplayState", "RunResult", "SMAC",
     "SimClock", "SpecError", "StoppingRule", "audit_frame", "audit_run", "audit_runs",
     "candidate_rows", "check_settings", "epoch_costs", "etr2_tau", "format_summary", "goal_k",
-    "load_preset", "parse_rule", "parse_rules", "preset_settings", "replay",
+    "load_preset", "miss_reason", "parse_rule", "parse_rules", "preset_settings", "replay",
     "resolve_optimizer", "resolve_rule", "resolve_rules", "run_settings", "summarize",
-    "traces_frame", "with_baselines", "write_outputs",
+    "time_unit", "traces_frame", "with_baselines", "write_outputs",
 ]

@@ -166,15 +166,8 @@ def _execute(args, settings, *, repeats: int, seed: int, name: str) -> int:
     from lcsim.provenance import provenance
 
     from .settings import check_settings
-    from .study import (
-        OUTPUTS,
-        _cfg_dict,
-        audit_frame,
-        format_summary,
-        run_settings,
-        summarize,
-        write_outputs,
-    )
+    from .study import OUTPUTS, _cfg_dict, run_settings, write_outputs
+    from .summary import audit_frame, format_summary, summarize, time_unit
 
     settings = _dedupe(settings)
     table = LookupTable.open(args.table)  # TableError names the path
@@ -197,9 +190,9 @@ def _execute(args, settings, *, repeats: int, seed: int, name: str) -> int:
                            scheduler=args.dask_scheduler, progress=not args.no_progress,
                            resume_dir=resume)
     wall = time.perf_counter() - t0
-    summary = summarize(settings, results, seed=seed)
+    summary = summarize(settings, results, seed=seed, table=table)
     audit = audit_frame(table, settings, results, top_k=args.audit_top_k)
-    print(format_summary(summary, audit))
+    print(format_summary(summary, audit, unit=time_unit(table)))
     print(f"\n{len(settings) * repeats} replays in {wall:.1f} s wall "
           f"({jobs} job{'s' if jobs > 1 else ''}); times are simulated from the table")
     if args.out:
