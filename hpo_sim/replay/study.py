@@ -30,7 +30,7 @@ import pandas as pd
 
 from lcsim.errors import UserError
 
-from .audit import audit_run, goal_k
+from .audit import audit_run, decision_frame, goal_k, rule_columns
 from .fast import eligible, random_search_runs
 from .resolve import label_of
 from .simulate import ReplayConfig, RunResult, epoch_costs, replay
@@ -47,7 +47,8 @@ __all__ = [
 ]
 
 # what `write_outputs` (and run_settings' resume folder, "runs") put in an output directory
-OUTPUTS = ("runs", "traces", "summary.csv", "summary.json", "audit.csv")
+OUTPUTS = ("runs", "traces", "decisions", "summary.csv", "summary.json", "audit.csv",
+           "calibration.csv")
 
 # ----- running ---------------------------------------------------------------------------------
 _TABLE: Any = None  # the table of this worker process (set by _init_worker)
@@ -276,9 +277,11 @@ def traces_frame(cfg: ReplayConfig, results: Sequence[RunResult]) -> pd.DataFram
 
 
 def audit_frame(table, settings: Sequence[ReplayConfig],
-                results: Sequence[Sequence[RunResult]], top_k: int | None = None
-                ) -> pd.DataFrame:
-    """Per setting with rules: stopped configs per run, top-k ones among them, time saved."""
+                results: Sequence[Sequence[RunResult]], top_k: int | None = None, *,
+                seed: int = 0) -> pd.DataFrame:
+    """Per setting with rules: stopped configs per run, top-k ones among them, time saved, and
+    `audit.rule_columns` (share of top-k stopped with CI, decision cost, prediction scores)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))  # the share's bootstrap
     rows = []
     for cfg, rs in zip(settings, results, strict=True):
         if not cfg.rules:
@@ -298,6 +301,7 @@ def audit_frame(table, settings: Sequence[ReplayConfig],
             # share of the compute the runs would have spent without these stops
             "saved_fraction": float(saved.sum() / (spent.sum() + saved.sum()))
             if saved.sum() > 0 else 0.0,
+            **rule_columns(a, rs, table, rng),
         })
     return pd.DataFrame(rows)
 
@@ -344,11 +348,14 @@ def _time_unit(t: float) -> tuple[float, str]:
 
 def write_outputs(out: str | os.PathLike, settings: Sequence[ReplayConfig],
                   results: Sequence[Sequence[RunResult]], summary: pd.DataFrame,
-                  audit: pd.DataFrame | None, provenance: dict[str, Any]) -> Path:
+                  audit: pd.DataFrame | None, provenance: dict[str, Any],
+                  calibration: pd.DataFrame | None = None) -> Path:
     """DIR/traces/<nnn>.parquet (one per setting, with its settings in the file metadata),
+    DIR/decisions/<nnn>.parquet (the predictions of a predicting rule, `audit.decision_frame`),
     DIR/summary.csv, DIR/summary.json (summary + audit + settings + provenance), DIR/audit.csv
-    (when a setting has rules). Trace files of settings beyond these (an earlier run's) are
-    removed, so a reader of DIR sees this run only."""
+    (when a setting has rules), DIR/calibration.csv (`audit.calibration_frame`, when given and
+    not empty). Files of settings beyond these (an earlier run's) are removed, so a reader of
+    DIR sees this run only."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -361,10 +368,24 @@ def write_outputs(out: str | os.PathLike, settings: Sequence[ReplayConfig],
         meta = {b"lcsim_replay": json.dumps({"setting": cfg_dicts[i], **provenance}).encode()}
         _atomic(d / "traces" / names[i],
                 lambda p, t=t, meta=meta: pq.write_table(t.replace_schema_metadata(meta), p))
-    for old in (d / "traces").glob("*.parquet"):  # traces of an earlier, larger study
-        if old.name not in names:
-            old.unlink(missing_ok=True)
+    logged = []
+    for i, rs in enumerate(results):
+        df = decision_frame([getattr(r, "decisions", {}) for r in rs])
+        if len(df):
+            (d / "decisions").mkdir(exist_ok=True)
+            meta = {b"lcsim_replay": json.dumps({"setting": cfg_dicts[i]}).encode()}
+            t = pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(meta)
+            _atomic(d / "decisions" / names[i], lambda p, t=t: pq.write_table(t, p))
+            logged.append(names[i])
+    for sub, keep in (("traces", names), ("decisions", logged)):  # an earlier, larger study's
+        for old in (d / sub).glob("*.parquet"):
+            if old.name not in keep:
+                old.unlink(missing_ok=True)
     _atomic(d / "summary.csv", lambda p: summary.to_csv(p, index=False))
+    if calibration is not None and len(calibration):
+        _atomic(d / "calibration.csv", lambda p: calibration.to_csv(p, index=False))
+    else:
+        (d / "calibration.csv").unlink(missing_ok=True)
     if audit is not None and len(audit):
         _atomic(d / "audit.csv", lambda p: audit.to_csv(p, index=False))
     else:  # no setting with rules: no audit (and none of an earlier run)
