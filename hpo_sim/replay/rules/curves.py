@@ -28,7 +28,8 @@ b phi(x; theta) or phi(x; theta). For a grid of theta the linear ones have a clo
 shape is fitted by evaluating a grid of theta in one numpy pass, then zooming in around the best
 point (a 7 x 7 pattern, shrunk 3x per round while the best point is inside it). A warm start
 (the previous epoch's theta) skips the coarse grid. Each call is deterministic. Fitting the
-eleven families one by one with scipy.optimize.least_squares costs 5-10x more per decision.
+eleven families one by one with scipy.optimize.least_squares (bounded trf, warm-started) costs
+3-8x more per decision (benchmarks/lce_decision.py: ~6-7 ms for this fit on the 2-core box).
 
 Constraints, as Domhan et al.'s prior: a fitted curve may not decrease from x = 1 to x = T and
 its y(T) must lie in [0, 1]; grid points that break them are not candidates.
