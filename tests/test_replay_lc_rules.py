@@ -143,10 +143,10 @@ def test_svr_trains_only_on_completed_configs_and_refits_when_they_change():
     rule = SVRRule().new_run()
     m1, _ = rule.model(5, s)
     assert rule.model(5, s)[0] is m1  # same completed set: the cached model
-    assert m1[-1].shape_fit_ == (12, 3 * 5 - 3 + 2)  # 12 completed configs, 14 features
+    assert m1.svr.shape_fit_ == (12, 3 * 5 - 3 + 2)  # 12 completed configs, 14 features
     s.complete(12)
     m2, _ = rule.model(5, s)
-    assert m2 is not m1 and m2[-1].shape_fit_[0] == 13
+    assert m2 is not m1 and m2.svr.shape_fit_[0] == 13
     fewer = _state(curves, completed=range(9), features=h)
     assert SVRRule().decide(curves[20, :5], 5, fewer) == Decision(False)  # min_configs = 10
 

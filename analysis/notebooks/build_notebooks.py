@@ -126,8 +126,9 @@ ETR-1, ETR-2 and the median rule: `lce` (Domhan et al. 2015: eleven parametric c
 families combined into a predictive distribution of the final accuracy; stop when
 P(final > incumbent's final) < 0.05), `svr` (Baker et al. 2017: a nu-SVR from the curve so far,
 its differences and the hyperparameters, trained on the configs completed so far) and `sh`
-(successive halving's promotion rule, eta = 3). Random search, 5 repeats here;
-`lcsim study --preset beyond-etr` adds SMAC and more repeats. The audit scores each rule on
+(successive halving's promotion rule, eta = 3). Random search, 3 repeats here (lce and svr
+cost milliseconds per decision); `lcsim study --preset beyond-etr` adds SMAC and more
+repeats. The audit scores each rule on
 the top configs it wrongly stopped and, for the predicting rules, on the error and calibration
 of what they predicted."""),
     new_code_cell(REPLAY_IMPORTS + """from lcsim.hpo_sim.replay import calibration_frame
@@ -135,7 +136,7 @@ of what they predicted."""),
 settings = with_baselines([
     ReplayConfig(optimizer="random", rules=r, goal=Goal(top_percent=5))
     for r in (("etr1:tau=3",), ("etr2:p=0.9",), ("median",), ("lce",), ("svr",), ("sh",))])
-results = run_settings(table, settings, repeats=5, seed=0, progress=False)
+results = run_settings(table, settings, repeats=3, seed=0, progress=False)
 summary = summarize(settings, results, seed=0)
 audit = audit_frame(table, settings, results)
 print(format_summary(summary, audit))
