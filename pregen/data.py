@@ -7,6 +7,7 @@ Files are read by torchvision's own dataset classes from a data root (argument, 
     ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}
     ROOT/cifar-100-python/{train,test,meta}
     ROOT/svhn/{train,test}_32x32.mat        (ROOT/{train,test}_32x32.mat is also accepted)
+    ROOT/svhn/extra_32x32.mat               (`svhn-extra`: training split = train + extra)
 
 `download=True` lets torchvision fetch them (internet needed; torchvision checks their md5).
 Loading checks that the files are present but not their md5 (torchvision would re-hash the
@@ -20,10 +21,16 @@ Validation comes out of the TRAINING split (a seeded permutation); the test spli
 used for validation. Default validation sizes (`default_val_size`): MNIST 10,000 (of 60,000),
 CIFAR-10/100 and SVHN 5,000; a training split smaller than 4x that (e.g. the 8,000-digit
 subset, or test fixtures) gives 20% of it to validation (8,000 -> 1,600 val, 6,400 train).
+`val_size=0` keeps the whole training split for training (ESGD's CIFAR-10 protocol: "we do
+not split a validation set"); the validation split is then empty, and anything that reads
+batches of it gets an `EmptySplitError` naming the cause.
 
 The splits are stored as uint8 tensors [N, C, H, W] on the device; `DeviceData.batches`
-shuffles with a torch.Generator, augments (CIFAR: random crop with 4-pixel zero padding and
-horizontal flip) and normalises there. No DataLoader in the hot path.
+shuffles with a torch.Generator, augments (`pregen.augment`: "crop", "flip", "cutout[:N]")
+and normalises there. No DataLoader in the hot path. Each dataset has a default augmentation
+(`default_augment`: crop + flip for CIFAR, none for digits); `load_dataset(..., augment=...)`
+sets another (`parse_augment("crop,flip,cutout:16" | "none")` reads the CLI's spelling).
+(A little over 400 lines: the layouts, the splits and the device batches are one contract.)
 """
 
 from __future__ import annotations
@@ -40,21 +47,27 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision
+from lcsim.pregen.augment import AUGMENT_OPS, augment_batch, check_augment, parse_augment
 
 from lcsim.errors import UserError
 
 __all__ = [
+    "AUGMENT_OPS",
     "DATASETS",
     "DatasetNotFoundError",
     "DeviceData",
+    "EmptySplitError",
+    "check_augment",
+    "default_augment",
     "default_val_size",
     "expected_files",
     "load_dataset",
+    "parse_augment",
     "shipped_mnist_root",
     "split_indices",
 ]
 
-DATASETS = ("mnist", "cifar10", "cifar100", "svhn")
+DATASETS = ("mnist", "cifar10", "cifar100", "svhn", "svhn-extra")
 
 # Per-channel mean / std of the full official training sets (pixel values in [0, 1]); fixed
 # constants rather than statistics of each split so every run normalises identically.
@@ -63,12 +76,14 @@ _STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+    "svhn-extra": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),  # svhn's constants
 }
-_NUM_CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10}
-_AUGMENT = {"mnist": (), "cifar10": ("crop", "flip"), "cifar100": ("crop", "flip"), "svhn": ()}
-_DEFAULT_VAL = {"mnist": 10_000, "cifar10": 5_000, "cifar100": 5_000, "svhn": 5_000}
+_NUM_CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10, "svhn-extra": 10}
+_AUGMENT = {"mnist": (), "cifar10": ("crop", "flip"), "cifar100": ("crop", "flip"), "svhn": (),
+            "svhn-extra": ()}
+_DEFAULT_VAL = {"mnist": 10_000, "cifar10": 5_000, "cifar100": 5_000, "svhn": 5_000,
+                "svhn-extra": 5_000}
 _SMALL_VAL_FRACTION = 0.2  # validation share when the train split is < 4x the default size
-_CROP_PAD = 4  # pixels of zero padding before the random crop (standard CIFAR recipe)
 
 _SHIPPED = Path(__file__).parent / "assets" / "mnist-10k"
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -77,6 +92,15 @@ _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
 
 class DatasetNotFoundError(UserError, FileNotFoundError):
     """A dataset's files are missing; the message lists the expected files and how to get them."""
+
+
+class EmptySplitError(UserError, ValueError):
+    """Batches of a split that holds no examples were asked for (val_size=0 leaves none)."""
+
+
+def default_augment(name: str) -> tuple[str, ...]:
+    """The dataset's default train-time augmentation (crop + flip for CIFAR, none else)."""
+    return _AUGMENT[_check_name(name)]
 
 
 def default_val_size(name: str, n_train: int) -> int:
@@ -95,6 +119,7 @@ def _check_name(name: str) -> str:
 
 def _svhn_dir(root: Path) -> Path:
     # Prefer ROOT/svhn so one data root holds every dataset; accept torchvision's bare layout.
+    # (svhn-extra reads the same folder.)
     sub = root / "svhn"
     if not sub.is_dir() and (root / "train_32x32.mat").is_file():
         return root
@@ -114,7 +139,8 @@ def expected_files(name: str, root: str | os.PathLike) -> list[Path]:
         d = root / torchvision.datasets.CIFAR100.base_folder
         return [d / f for f in ("train", "test", "meta")]
     d = _svhn_dir(root)
-    return [d / "train_32x32.mat", d / "test_32x32.mat"]
+    extra = [d / "extra_32x32.mat"] if name == "svhn-extra" else []
+    return [d / "train_32x32.mat", *extra, d / "test_32x32.mat"]
 
 
 def _not_found(name: str, root: Path, missing: list[Path]) -> DatasetNotFoundError:
@@ -194,7 +220,8 @@ def _read(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
         elif name == "cifar100":
             tv.CIFAR100(root, download=True)
         else:
-            for split in ("train", "test"):
+            splits = ("train", "extra", "test") if name == "svhn-extra" else ("train", "test")
+            for split in splits:
                 tv.SVHN(root / "svhn", split=split, download=True)
     missing = [p for p in expected_files(name, root) if not p.is_file()]
     if missing:
@@ -210,6 +237,9 @@ def _read(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
         else:
             ds = _SVHN(_svhn_dir(root), split="train" if train else "test")
             x, y = ds.data, ds.labels  # SVHN is already [N, C, H, W], label 10 mapped to 0
+            if train and name == "svhn-extra":  # the training split is train + extra
+                ex = _SVHN(_svhn_dir(root), split="extra")
+                x, y = np.concatenate([x, ex.data]), np.concatenate([y, ex.labels])
         out += [np.ascontiguousarray(x, dtype=np.uint8), np.asarray(y, dtype=np.int64)]
     return tuple(out)
 
@@ -219,7 +249,8 @@ class DeviceData:
     """A dataset's train / validation / test splits as tensors on one device.
 
     Images are uint8 [N, C, H, W]; labels int64 [N]. `augment` names the train-time
-    augmentations ("crop", "flip"; empty for digits). `mean` / `std` are per channel in [0, 1].
+    augmentations (see the module docstring; empty for digits). `mean` / `std` are per channel
+    in [0, 1]. The validation split is empty when loaded with val_size=0.
     """
 
     name: str
@@ -234,6 +265,9 @@ class DeviceData:
     augment: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "augment", check_augment(self.augment))
 
     @property
     def device(self) -> torch.device:
@@ -283,6 +317,12 @@ class DeviceData:
         x_all, y_all = self.split(split)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if x_all.shape[0] == 0:
+            raise EmptySplitError(
+                f"the {split} split of {self.name} is empty" + (
+                    " (loaded with val_size=0, which keeps every training example for "
+                    "training): evaluate on 'train' or 'test', or load it with val_size > 0"
+                    if split == "val" else ""))
         ops = self.augment if (augment is None and split == "train") or augment else ()
         if (shuffle or ops) and generator is None:
             raise ValueError("shuffle / augmentation need an explicit torch.Generator (seeded)")
@@ -298,28 +338,14 @@ class DeviceData:
             else:
                 x, y = x_all[start:start + batch_size], y_all[start:start + batch_size]
             if ops:
-                x = _augment(x, ops, generator)
+                x = augment_batch(x, ops, generator, self._fill)
             yield self.normalize(x), y
 
-
-def _augment(x: torch.Tensor, ops: tuple[str, ...], g: torch.Generator) -> torch.Tensor:
-    """Random crop (zero pad 4) and/or horizontal flip of a uint8 batch [B, C, H, W]."""
-    b, c, h, w = x.shape
-    gdev = g.device
-    if "crop" in ops:
-        p = _CROP_PAD
-        padded = torch.nn.functional.pad(x, (p, p, p, p))
-        dy = torch.randint(0, 2 * p + 1, (b,), generator=g, device=gdev).to(x.device)
-        dx = torch.randint(0, 2 * p + 1, (b,), generator=g, device=gdev).to(x.device)
-        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-        bi = torch.arange(b, device=x.device)[:, None, None, None]
-        ci = torch.arange(c, device=x.device)[None, :, None, None]
-        x = padded[bi, ci, rows, cols]
-    if "flip" in ops:
-        flip = (torch.rand(b, generator=g, device=gdev) < 0.5).to(x.device)
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    return x
+    @functools.cached_property
+    def _fill(self) -> torch.Tensor:
+        """The mean colour as uint8 [C]: cutout's fill, zero after normalisation."""
+        return torch.tensor([round(255 * m) for m in self.mean], dtype=torch.uint8,
+                            device=self.device)
 
 
 def split_indices(n: int, val_size: int, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -339,12 +365,16 @@ def load_dataset(
     val_size: int | None = None,
     split_seed: int = 0,
     device: str | torch.device = "cpu",
+    augment: tuple[str, ...] | None = None,
 ) -> DeviceData:
     """Load a dataset's splits onto `device` (see the module docstring for roots and sizes).
 
-    Raises DatasetNotFoundError (a FileNotFoundError) naming the missing files.
+    `val_size` 0 leaves the validation split empty. `augment`: the train-time ops (None: the
+    dataset's default, `default_augment`). Raises DatasetNotFoundError (a FileNotFoundError)
+    naming the missing files.
     """
     name = _check_name(name)
+    ops = default_augment(name) if augment is None else check_augment(augment)
     if root is None:
         root = os.environ.get("LCSIM_DATA_ROOT") or None
     if root is None:
@@ -363,8 +393,8 @@ def load_dataset(
 
     n = len(train_y)
     val_n = default_val_size(name, n) if val_size is None else int(val_size)
-    if not 0 < val_n < n:
-        raise ValueError(f"val_size={val_size} must be in [1, {n - 1}] for {name} "
+    if not 0 <= val_n < n:
+        raise ValueError(f"val_size={val_size} must be in [0, {n - 1}] for {name} "
                          f"({n} training examples in {root})")
     tr_idx, val_idx = split_indices(n, val_n, split_seed)
 
@@ -379,7 +409,7 @@ def load_dataset(
         test_x=t(test_x), test_y=t(test_y),
         num_classes=_NUM_CLASSES[name],
         in_shape=tuple(int(s) for s in train_x.shape[1:]),
-        augment=_AUGMENT[name],
+        augment=ops,
         mean=mean, std=std,
     )
 

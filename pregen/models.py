@@ -17,6 +17,11 @@ Named models (`build_named_model`):
   3 stages of n = 3 / 5 torchvision BasicBlocks with 16/32/64 channels, global average pool,
   linear. Shortcuts are the paper's option A (identity; when the shape changes, stride-2
   subsampling and zero-padded channels), so they add no parameters (0.27 M / 0.46 M).
+- `wrn-D-K` (e.g. `wrn-28-10`, `wrn-16-8`): the wide ResNets of Zagoruyko & Komodakis (2016),
+  depth D = 6n + 4 with n pre-activation basic blocks (BN-ReLU-conv3x3, twice) per stage,
+  widths 16, 16K, 32K, 64K, a 1x1 conv shortcut where the shape changes, BN-ReLU, global
+  average pool, linear; no dropout. WRN-28-10 has 36.5 M parameters, WRN-16-4 2.7 M (as
+  published); EPBT's Fig. 3 uses WRN-10-12, WRN-16-8, WRN-22-6 and WRN-28-5 (~11 M each).
 
 Every builder takes `seed`; initialisation runs on CPU inside `fork_seeded`, so it never
 changes the caller's global RNG state.
@@ -40,9 +45,10 @@ __all__ = [
     "count_params",
     "forward_flops",
     "fork_seeded",
+    "is_named_model",
 ]
 
-NAMED_MODELS = ("mnist-cnn", "resnet18-cifar", "resnet20", "resnet32")
+NAMED_MODELS = ("mnist-cnn", "resnet18-cifar", "resnet20", "resnet32")  # + wrn-D-K (any D, K)
 
 _ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh}
 MNIST_CNN_CONFIG = {  # the fixed `mnist-cnn`
@@ -177,11 +183,77 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(self.stages(self.stem(x))), 1))
 
 
+class _WideBlock(nn.Module):
+    """Pre-activation basic block of a wide ResNet: BN-ReLU-conv3x3, BN-ReLU-conv3x3."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.shortcut = (nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+                         if stride != 1 or cin != cout else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        o = nn.functional.relu(self.bn1(x))
+        y = self.conv2(nn.functional.relu(self.bn2(self.conv1(o))))
+        # where the shape changes, the 1x1 conv sees the pre-activated input (as the authors')
+        return y + (x if self.shortcut is None else self.shortcut(o))
+
+
+class WideResNet(nn.Module):
+    """WRN-depth-width (Zagoruyko & Komodakis 2016): depth = 6n + 4, widths 16, 16k, 32k, 64k."""
+
+    def __init__(self, depth: int, width: int, num_classes: int, in_channels: int = 3):
+        super().__init__()
+        if (depth - 4) % 6 or depth < 10 or width < 1:
+            raise ValueError(f"wide ResNet depth must be 6n + 4 >= 10 and width >= 1, got "
+                             f"wrn-{depth}-{width}")
+        n = (depth - 4) // 6
+        self.stem = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
+        blocks, cin = [], 16
+        for i, cout in enumerate((16 * width, 32 * width, 64 * width)):
+            for j in range(n):
+                blocks.append(_WideBlock(cin, cout, 2 if i > 0 and j == 0 else 1))
+                cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(cin, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.head(self.blocks(self.stem(x))))
+
+
+def is_named_model(name: str) -> bool:
+    """Whether `build_named_model` builds `name` (one of NAMED_MODELS, or a valid wrn-D-K)."""
+    wrn = _wrn_shape(name)
+    if wrn is not None:
+        depth, width = wrn
+        return (depth - 4) % 6 == 0 and depth >= 10 and width >= 1
+    return name in NAMED_MODELS
+
+
+def _wrn_shape(name: str) -> tuple[int, int] | None:
+    """(depth, width) of a name 'wrn-D-K', None if the name is not of that form."""
+    parts = name.split("-")
+    if len(parts) == 3 and parts[0] == "wrn" and parts[1].isdigit() and parts[2].isdigit():
+        return int(parts[1]), int(parts[2])
+    return None
+
+
 def build_named_model(name: str, *, in_shape: tuple[int, int, int], num_classes: int,
                       seed: int = 0) -> nn.Module:
-    """One of NAMED_MODELS (see the module docstring), initialised from `seed`."""
+    """One of NAMED_MODELS (see the module docstring; `wrn-D-K` for any valid D, K),
+    initialised from `seed`."""
     c = in_shape[0]
+    wrn = _wrn_shape(name)
     with fork_seeded(seed):
+        if wrn is not None:
+            return WideResNet(*wrn, num_classes, c)
         if name == "mnist-cnn":
             return _paper_cnn("mnist", MNIST_CNN_CONFIG, tuple(in_shape), num_classes)
         if name == "resnet18-cifar":
@@ -192,7 +264,8 @@ def build_named_model(name: str, *, in_shape: tuple[int, int, int], num_classes:
             return m
         if name in ("resnet20", "resnet32"):
             return CifarResNet({"resnet20": 3, "resnet32": 5}[name], num_classes, c)
-    raise ValueError(f"unknown model {name!r}; choose from {', '.join(NAMED_MODELS)}")
+    raise ValueError(f"unknown model {name!r}; choose from {', '.join(NAMED_MODELS)} or "
+                     "wrn-D-K (a wide ResNet of depth D = 6n + 4 and width K, e.g. wrn-28-10)")
 
 
 def count_params(model: nn.Module) -> int:

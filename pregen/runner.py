@@ -2,8 +2,9 @@
 
 `run(RunConfig(...))` (CLI: `lcsim pregen run`) plans the configs that the table directory
 does not hold yet (`tabular.writer.held_ids`: re-running the same command resumes; a killed
-run loses at most the configs in flight), trains each with `pregen.trainer` (batch 128,
-Adam, the config's learning rate and L2 weight), and commits each finished config as one
+run loses at most the configs in flight), trains each with `pregen.trainer` (Adam, the
+config's learning rate and L2 weight, as the paper; batch 128 and no augmentation, which the
+paper does not state: ours, recorded in the metadata), and commits each finished config as one
 atomic shard with `tabular.writer.TableWriter`. With several workers the configs go
 heaviest-first with light ones interleaved, by forward FLOPs (`order_jobs`); with one worker
 in all they go by id, so a run stopped early leaves a clean Sobol prefix 0..k-1.
@@ -86,7 +87,9 @@ class RunConfig:
     split_seed: int = 0  # train/validation split of the training data
     val_size: int | None = None  # None: pregen.data.default_val_size
     max_train: int | None = None  # keep only the first N training examples (tests, CPU)
-    batch_size: int = 128  # Choi et al.
+    batch_size: int = 128  # not stated in the paper; ours
+    # train-time augmentation (pregen.augment ops); none: the paper mentions none
+    augment: tuple[str, ...] = ()
     solo_epochs: int = 1  # epochs timed alone per config when a device is shared
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True  # channels_last on CUDA (ignored on CPU)
@@ -126,6 +129,9 @@ class RunConfig:
             raise ValueError(f"solo_epochs must be >= 1, got {self.solo_epochs}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        from lcsim.pregen.augment import check_augment
+
+        object.__setattr__(self, "augment", check_augment(self.augment))
         if self.max_oom_retries < 0:
             raise ValueError(f"max_oom_retries must be >= 0, got {self.max_oom_retries}")
 
@@ -213,7 +219,7 @@ def plan(cfg: RunConfig, held: Iterable[int], *, in_shape: tuple[int, ...],
 # --- metadata and resume checks ---------------------------------------------------------------
 
 # Run settings that change what is trained: a resumed run must use the same ones.
-_RESUME_KEYS = ("seed", "batch_size", "max_train", "val_size", "optimizer")
+_RESUME_KEYS = ("seed", "batch_size", "max_train", "val_size", "optimizer", "augment")
 
 
 def time_measurement(cfg: RunConfig) -> str:
@@ -248,7 +254,7 @@ def build_run_meta(cfg: RunConfig, data, device_desc: str) -> dict[str, Any]:
         split_seed=cfg.split_seed, device=device_desc, time_measurement=time_measurement(cfg),
         num_classes=data.num_classes, generator="lcsim pregen run", seed=cfg.seed,
         n_configs=cfg.n_configs, index_range=[cfg.ids.start, cfg.ids.stop], optimizer="adam",
-        batch_size=cfg.batch_size,
+        batch_size=cfg.batch_size, augment=list(data.augment),
         max_train=cfg.max_train, val_size=cfg.val_size,
         n_train=int(data.train_y.shape[0]), n_val=int(data.val_y.shape[0]),
         data_source=cfg.data_root or os.environ.get("LCSIM_DATA_ROOT")
@@ -279,6 +285,9 @@ def check_resume(out: str | os.PathLike, meta: dict[str, Any]) -> None:
         old = json.loads(path.read_text())
     except ValueError as e:
         raise TableError(f"{path}: not valid JSON ({e})") from None
+    if "augment" not in old and "dataset" in old:
+        # tables from before the switch was recorded trained with the dataset's old default
+        old["augment"] = ["crop", "flip"] if old["dataset"] in ("cifar10", "cifar100") else []
     diff = [f"{k}: {old[k]!r} in the table, {meta.get(k)!r} now" for k in _RESUME_KEYS
             if k in old and old[k] != meta.get(k)]
     if diff:

@@ -8,7 +8,8 @@ layer (not biases, not batch-norm parameters).
 
 Per epoch the trainer reports an `EpochRecord`: epoch (1..T), train_loss (mean loss_fn value
 over the epoch's minibatches, as trained: dropout on, penalty excluded), val_loss and
-val_accuracy (the validation split, taken from the training data), train_seconds and
+val_accuracy (the validation split, taken from the training data; NaN when the data has no
+validation split, i.e. was loaded with val_size=0), train_seconds and
 eval_seconds (wall time measured around the epoch and the evaluation, with a device
 synchronisation before each clock read). The running loss is summed on the device and
 checked for finiteness every `check_every` batches and at the end of the epoch, so there is
@@ -76,8 +77,8 @@ Callback = Callable[["EpochRecord"], "bool | None"]
 class TrainSpec:
     """How to train; the config-specific values (lr, l2_weight) are overridden by train_config."""
 
-    epochs: int = 20  # Choi et al. record 20-epoch curves (set per table)
-    batch_size: int = 128  # paper / table generation
+    epochs: int = 20  # not stated in the paper; ours (tables: runner.DEFAULT_EPOCHS)
+    batch_size: int = 128  # not stated in the paper; ours (table generation)
     optimizer: str = "adam"  # paper; one of OPTIMIZERS
     lr: float = 1e-3  # Adam's customary default
     momentum: float = 0.9  # for "momentum" and "nesterov" only
@@ -372,11 +373,13 @@ def train(
                 return TrainResult("diverged", tuple(records),
                                    f"training loss {train_loss:g} in epoch {epoch} (lr={lr:g}"
                                    f", max_loss={spec.max_loss:g})")
+            has_val = data.val_y.shape[0] > 0  # val_size=0: nothing to evaluate
             val_loss, val_acc = evaluate(model, data, "val", batch_size=spec.eval_batch_size,
-                                         bf16=spec.bf16, channels_last=spec.channels_last)
+                                         bf16=spec.bf16, channels_last=spec.channels_last
+                                         ) if has_val else (math.nan, math.nan)
             _sync(device)
             t2 = time.perf_counter()
-            if not math.isfinite(val_loss):
+            if has_val and not math.isfinite(val_loss):
                 return TrainResult("diverged", tuple(records),
                                    f"non-finite validation loss in epoch {epoch} (lr={lr:g})")
             if scheduler is not None:

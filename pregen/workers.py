@@ -216,7 +216,7 @@ def load_run_data(cfg: RunConfig, device: str):
     from lcsim.pregen.data import load_dataset
 
     data = load_dataset(cfg.dataset, cfg.data_root, val_size=cfg.val_size,
-                        split_seed=cfg.split_seed, device=device)
+                        split_seed=cfg.split_seed, device=device, augment=cfg.augment)
     if cfg.max_train is not None and cfg.max_train < data.train_y.shape[0]:
         # the first N of the (already seeded, shuffled) training split
         data = replace(data, train_x=data.train_x[:cfg.max_train],

@@ -6,7 +6,7 @@ Each `tiny_*_root` fixture is a data root (session scoped, read-only by conventi
     tiny_mnist_root     ROOT/MNIST/raw/*-ubyte (IDX)             256 train / 64 test
     tiny_cifar10_root   ROOT/cifar-10-batches-py/ (pickles)      5 x 24 train / 40 test
     tiny_cifar100_root  ROOT/cifar-100-python/ (pickles)         120 train / 40 test
-    tiny_svhn_root      ROOT/svhn/{train,test}_32x32.mat         120 train / 40 test
+    tiny_svhn_root      ROOT/svhn/{train,extra,test}_32x32.mat   120 train / 60 extra / 40 test
     tiny_data_root      all four in one root
 
 The images are learnable: class k is a bright square at a class-specific place (and, for
@@ -63,7 +63,8 @@ def _write_pickle(path: Path, obj: dict) -> None:
 
 def make_tiny_dataset(name: str, root: Path, n_train: int = 120, n_test: int = 40,
                       seed: int = 0) -> Path:
-    """Write a tiny `name` dataset under data root `root` in torchvision's layout."""
+    """Write a tiny `name` dataset under data root `root` in torchvision's layout (SVHN also
+    gets its extra split, n_train // 2 images: what `svhn-extra` adds to training)."""
     rng = np.random.default_rng(seed)
     root = Path(root)
     if name == "mnist":
@@ -100,7 +101,7 @@ def make_tiny_dataset(name: str, root: Path, n_train: int = 120, n_test: int = 4
     elif name == "svhn":
         d = root / "svhn"
         d.mkdir(parents=True, exist_ok=True)
-        for split, n in (("train", n_train), ("test", n_test)):
+        for split, n in (("train", n_train), ("extra", n_train // 2), ("test", n_test)):
             x, y = _images(n, 10, (3, 32, 32), rng)
             # the real .mat layout: X [32, 32, 3, N], y [N, 1] with digit 0 stored as 10
             y_mat = np.where(y == 0, 10, y).astype(np.uint8)[:, None]

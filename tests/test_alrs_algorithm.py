@@ -282,3 +282,67 @@ def test_non_finite_batch_resets_adjustment_and_optimizer_state():
     assert len(opt.state) == 0  # back to the state at the probe's start
     assert probe.is_zero and all(not a.any() for a in probe.adjustment.values())
     assert opt.param_groups[0]["lr"] == 0.1  # the LR under test is kept
+
+
+def _probe_pair(seed: int = 0):
+    """The same model, plain SGD and batches for both ADJUSTMENT readings."""
+    def make(adjustment):
+        torch.manual_seed(seed)  # test-local init
+        model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3)).double()
+        opt = torch.optim.SGD(model.parameters(), lr=0.3)
+        return model, LRGradientProbe(model, opt, nn.functional.cross_entropy, adjustment)
+
+    g = torch.Generator().manual_seed(seed + 1)
+    batches = [(torch.randn(12, 5, generator=g, dtype=torch.float64),
+                torch.randint(0, 3, (12,), generator=g)) for _ in range(3)]
+    return make("last"), make("cumulative"), batches
+
+
+def test_adjustment_readings_agree_on_step_one_and_differ_after():
+    (m_last, last), (m_cum, cum), batches = _probe_pair()
+    w0 = {n: p.detach().clone() for n, p in m_last.named_parameters()}
+    # step 1: ADJUSTMENT = 0 for both, so the same gradient, the same step
+    assert last.step(*batches[0]) == cum.step(*batches[0]) == 0.0
+    step1 = {n: a.clone() for n, a in last.adjustment.items()}
+    for n in step1:
+        assert torch.equal(step1[n], cum.adjustment[n])
+    # step 2: both take the gradient at W + step1 (the same LR gradient), but "last" keeps
+    # only the new step while "cumulative" adds it to the old shift: they differ by step1
+    assert last.step(*batches[1]) == pytest.approx(cum.step(*batches[1]), rel=1e-12)
+    for n in step1:
+        assert torch.allclose(cum.adjustment[n] - last.adjustment[n], step1[n], atol=1e-12)
+        assert step1[n].abs().max() > 0
+    # so from step 3 on the LR gradients differ; the weights never move in either reading
+    assert last.step(*batches[2]) != pytest.approx(cum.step(*batches[2]), rel=1e-6)
+    for m in (m_last, m_cum):
+        for n, p in m.named_parameters():
+            assert torch.equal(p, w0[n])
+
+
+def test_cumulative_adjustment_is_the_sum_of_plain_sgd_steps():
+    _, (model, cum), batches = _probe_pair(seed=3)
+    w = {n: p.detach().clone() for n, p in model.named_parameters()}
+    shift = {n: torch.zeros_like(v) for n, v in w.items()}
+    for x, y in batches:  # a virtual SGD run from W: shift += -lr * grad(W + shift)
+        cum.step(x, y)
+        at = {n: (w[n] + shift[n]).requires_grad_(True) for n in w}
+        loss = nn.functional.cross_entropy(functional_call(model, at, (x,)), y)
+        grads = torch.autograd.grad(loss, list(at.values()))
+        shift = {n: shift[n] - 0.3 * gr for n, gr in zip(at, grads, strict=True)}
+        for n in w:
+            assert torch.allclose(cum.adjustment[n], shift[n], atol=1e-12)
+
+
+@pytest.mark.parametrize("adjustment", ["last", "cumulative"])
+def test_both_readings_are_recorded_and_leave_the_model_unchanged(adjustment):
+    model = tiny_cnn(0)
+    before = snapshot(model)
+    result = alrs(model, torch.optim.Adam(model.parameters()), image_batches(10, 1), 10,
+                  config=ALRSConfig(signals_per_epoch=5, adjustment=adjustment), seed=0)
+    assert result.adjustment == adjustment and result.complete
+    assert all(torch.equal(before[k], v) for k, v in snapshot(model).items())
+
+
+def test_unknown_adjustment_reading_is_named():
+    with pytest.raises(ValueError, match="adjustment.*'total'"):
+        ALRSConfig(adjustment="total")

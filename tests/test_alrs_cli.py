@@ -41,6 +41,7 @@ def test_cli_compare_writes_the_layout_and_resumes(tiny_mnist_root, tmp_path, ca
     meta = read_meta(out / layout.SUMMARY)
     assert meta["device"] == "cpu" and meta["experiments"][0]["epochs"] == 1
     assert meta["preset"]["description"] == "test" and meta["code_revision"]
+    assert meta["augment"] == {"mnist-tiny-cnn-1ep": []}  # recorded, here MNIST's none
     assert "grid best 3" in capsys.readouterr().out
     # every file is in the layout, so --force can replace them all
     written = {p.name for p in out.iterdir() if not p.name.startswith(".")} - {"lcsim-run.json"}
@@ -54,6 +55,18 @@ def test_cli_compare_writes_the_layout_and_resumes(tiny_mnist_root, tmp_path, ca
     monkeypatch.setattr(alrs_compare, "_alrs_rate", boom)
     assert _compare(tmp_path, tiny_mnist_root, [EXPERIMENT]) == 0  # resumes from runs/*.json
     pd.testing.assert_frame_equal(pd.read_parquet(out / layout.RUNS), runs)
+
+
+def test_cli_compare_adjustment_is_a_setting_of_the_folder(tiny_mnist_root, tmp_path,
+                                                          capsys):
+    exp = {**EXPERIMENT, "methods": ["alrs"]}
+    assert _compare(tmp_path, tiny_mnist_root, [exp], "--adjustment", "cumulative") == 0
+    runs = pd.read_parquet(tmp_path / "out" / layout.RUNS)
+    assert (runs["alrs_adjustment"] == "cumulative").all()
+    assert read_meta(tmp_path / "out" / layout.RUNS)["experiments"][0]["alrs_adjustment"] \
+        == "cumulative"
+    assert _compare(tmp_path, tiny_mnist_root, [exp]) == 2  # the other reading: refused
+    assert "adjustment" in capsys.readouterr().err
 
 
 def test_cli_compare_refuses_other_settings_unless_forced(tiny_mnist_root, tmp_path, capsys):
@@ -132,5 +145,10 @@ def test_cli_alrs_prints_rate_and_cost(tiny_mnist_root, tmp_path, capsys, monkey
     assert "batches per epoch" in captured.err  # the log line --no-progress silences
     saved = json.loads(trace.read_text())
     assert saved["lr"] == pytest.approx(saved["search_value"] / 10)
+    assert saved["adjustment"] == "last"  # DESIGN.md's reading unless --adjustment
+    assert main(["live", "alrs", "--data-root", str(tiny_mnist_root), "--batch-size", "64",
+                 "--adjustment", "cumulative", "--trace", str(trace)]) == 0
+    assert "ADJUSTMENT reading 'cumulative'" in capsys.readouterr().out
+    assert json.loads(trace.read_text())["adjustment"] == "cumulative"
     assert saved["trace"] and {"signal", "value", "lower", "upper", "phase"} <= set(
         saved["trace"][0])

@@ -49,8 +49,11 @@ def test_shipped_presets_load(name):
     assert raw["description"] and exps
     for e in exps:
         assert set(e.optimizers) == {"adam", "momentum"}
-        assert len(e.seeds) == 3 and len(e.seed_study_lrs) == 10
-        assert e.seed_study_lrs[0] == pytest.approx(5e-5) and e.seed_study_lrs[-1] == 10
+        # Section 5 / Table 4's range (Section 4.1 says [0.001, 10]), as a preset setting
+        assert e.seed_study_range == (5e-5, 10.0) and len(e.seeds) == 3
+        lrs = e.seed_study_values
+        assert len(lrs) == 10 and lrs[0] == pytest.approx(5e-5) and lrs[-1] == 10
+        assert e.alrs_adjustment == "last"
     if name == "paper":
         assert [(e.dataset, e.epochs, e.batch_size) for e in exps] == [
             ("mnist", 10, 128),
@@ -100,6 +103,32 @@ def test_every_method_and_seed_is_run(tiny_results):
     assert tuned["alrs"] > 0 and tuned["range_test"] == 20 and tuned["standard"] == 0
     alrs_rows = runs[runs["method"] == "alrs"]
     assert (alrs_rows["lr"] > 0).all()
+    # cost in epochs and the ADJUSTMENT reading are recorded on every row
+    nb = int(runs["epoch_batches"].iloc[0])  # tiny MNIST: 205 training examples, batch 32
+    assert nb == int(np.ceil(205 / 32))
+    assert np.allclose(runs["tune_epochs"], runs["tune_batches"] / nb)
+    assert (runs["alrs_adjustment"] == "last").all() and (study["alrs_adjustment"] == "last").all()
+
+
+def test_seed_study_range_gives_log_spaced_lr_seeds():
+    exp = tiny_experiment(seed_study_lrs=(), seed_study_range=(0.001, 10.0), seed_study_count=5)
+    assert exp.seed_study_values == pytest.approx((0.001, 0.01, 0.1, 1.0, 10.0))
+    with pytest.raises(ValueError, match="not both"):
+        tiny_experiment(seed_study_range=(0.001, 10.0))
+    with pytest.raises(ValueError, match="seed_study_range"):
+        tiny_experiment(seed_study_lrs=(), seed_study_range=(10.0, 0.001))
+
+
+def test_cumulative_reading_is_recorded_and_changes_the_rate(tiny_mnist_root, tmp_path):
+    def rates(adjustment):
+        exp = tiny_experiment(methods=("alrs",), seeds=(0,), seed_study_lrs=(),
+                              alrs_adjustment=adjustment)
+        runs, _ = run_experiment(exp, tmp_path / adjustment, data_root=str(tiny_mnist_root),
+                                 progress=False)
+        assert (runs["alrs_adjustment"] == adjustment).all()
+        return runs["lr"].tolist()
+
+    assert rates("last") != rates("cumulative")
 
 
 def test_same_init_and_data_order_across_methods(tiny_mnist_root, tmp_path):

@@ -107,8 +107,10 @@ def test_generation_structure_and_novelty_pulsation(data, bn_net):
     assert {f"h_theta_{j}" for j in range(8)} <= set(rec.columns)
     n = len(layout.RECORD_COLUMNS)  # the layout analysis reads
     assert tuple(rec.columns[:n]) == layout.RECORD_COLUMNS
-    assert all(c.startswith(layout.H_PREFIX) for c in rec.columns[n:-2])
-    assert list(rec.columns[-2:]) == ["novelty_on", "alpha"]
+    assert all(c.startswith(layout.H_PREFIX) for c in rec.columns[n:-3])
+    assert list(rec.columns[-3:]) == ["novelty_on", "alpha", "member_epochs"]
+    # Algorithm 1: generation 0 trains all 6 members, later ones the 3 children only
+    assert rec.groupby("generation").member_epochs.first().tolist() == [6, 9, 12]
     lin = res.lineage
     assert lin.parent.iloc[0] == -1 and (lin.parent.iloc[1:].values
                                          == lin.individual.iloc[:-1].values).all()

@@ -27,10 +27,26 @@ def test_presets_build_valid_configs(name):
     preset = load_preset("epbt", name, **PRESET_KEYS)
     cfg = build_config(EPBTConfig, preset["config"], name)
     assert cfg.elites < cfg.population
-    if name == "cifar10-paper":  # paper 4.1
+    if name.startswith("cifar10"):  # paper 4.1
         assert (cfg.population, cfg.elites, cfg.generations, cfg.epochs_per_generation) == (
             40, 20, 25, 8)
-        assert preset["val_size"] == 1250 and preset["model"] == {"named": "resnet32"}
+        assert preset["val_size"] == 1250 and cfg.val_copies == 20
+        # Baseline 1: flips, translations and cutout, on all 50,000 images; 5 runs
+        assert preset["augment"] == ["crop", "flip", "cutout:16"] and cfg.baseline_full_train
+        assert preset["seeds"] == [0, 1, 2, 3, 4]
+        assert "4,160" in preset["description"] and "8,000" in preset["description"]
+    if name == "cifar10-paper":
+        assert preset["model"] == {"named": "resnet32"}
+        assert preset["methods"] == ["epbt", "pbt", "baseline"]
+    if name == "cifar10-wrn":  # Fig. 3: EPBT vs Baseline 1 on WRN-10-12 ... WRN-28-5
+        assert preset["model"] == {"named": "wrn-28-5"} and preset["methods"] == [
+            "epbt", "baseline"]
+    if name == "svhn-paper":  # paper 4.2
+        assert preset["dataset"] == "svhn-extra" and preset["val_size"] == 30_000
+        assert preset["augment"] == [] and preset["methods"] == ["epbt", "baseline"]
+        assert (cfg.generations, cfg.epochs_per_generation) == (40, 1)
+        assert [int(round(f * cfg.total_epochs)) for f in cfg.milestones] == [20, 30]
+        assert cfg.baseline_decay == 0.1 and len(preset["seeds"]) == 5
 
 
 def _curve(method, seed, accs):
@@ -116,7 +132,8 @@ def test_other_settings_are_refused_and_force_replaces_every_run(tmp_path, tiny_
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--preset", "nope"], "unknown EPBT preset 'nope'; available: cifar10-paper, mnist-small"),
+    (["--preset", "nope"], "unknown EPBT preset 'nope'; available: cifar10-paper, "
+                           "cifar10-wrn, mnist-small, svhn-paper"),
     (["--preset", "missing.json"], "EPBT preset file missing.json: no such file"),
     (["--device", "cuda:7"], "--device cuda:7"),
     (["--seeds", "0", "-1"], "argument --seeds: must be an integer >= 0, got -1"),
@@ -130,7 +147,12 @@ def test_bad_arguments_are_one_line_errors(tmp_path, user_error, argv, message, 
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"seeds": [0]}, "unknown key(s) 'seeds'; allowed: description, dataset, model, config"),
+    ({"seed": [0]}, "unknown key(s) 'seed'; allowed: description, dataset, model, config, "
+                    "val_size, augment, seeds, methods"),
+    ({"seeds": [0, -1]}, "seeds must be a list of integers >= 0, got [0, -1]"),
+    ({"seeds": "0 1"}, "seeds must be a list of integers >= 0, got '0 1'"),
+    ({"methods": ["epbt", "cma"]}, "methods ['epbt', 'cma']: choose from"),
+    ({"augment": ["crop", "blur"]}, "augment: unknown augmentation 'blur'"),
     ({"config": {**TINY_PRESET["config"], "population": "two"}},
      "config.population: expected an integer, got 'two'"),
     ({"config": {**TINY_PRESET["config"], "milestones": "0.5"}},
@@ -144,3 +166,25 @@ def test_bad_presets_are_one_line_errors(tmp_path, tiny_mnist_root, capsys, chan
     assert rc == 2 and err.startswith("lcsim live epbt: error: EPBT preset")
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_svhn_extra_run_from_a_preset_with_its_seeds_methods_and_a_wide_resnet(
+        tmp_path, tiny_svhn_root):
+    preset = {"dataset": "svhn-extra", "val_size": 20, "augment": ["flip", "cutout:8"],
+              "model": {"named": "resnet20"}, "seeds": [0, 1], "methods": ["baseline"],
+              "config": {"population": 2, "elites": 1, "generations": 2,
+                         "epochs_per_generation": 1, "batch_size": 64, "behaviour_size": 10,
+                         "bn_batches": 1}}
+    argv = _argv(tmp_path, tiny_svhn_root, preset, "--model", "wrn-10-1")
+    assert main(argv) == 0
+    out = tmp_path / "out"
+    assert [layout.parse_run_dir(d) for d in layout.run_dirs(out)] == [
+        ("baseline", 0), ("baseline", 1)]  # the preset's seeds and methods
+    meta = read_meta(layout.run_dir(out, "baseline", 1) / layout.RECORDS)
+    # train (120) + extra (60) = 180 images; Baseline 1 trains on all of them, val included
+    assert meta["train_examples"] == 180 and meta["config"]["baseline_full_train"]
+    assert meta["augment"] == ["flip", "cutout:8"] and meta["model"] == "wrn-10-1"
+    summary = pd.read_csv(out / layout.SUMMARY).iloc[0]
+    assert summary.seeds == 2 and summary.member_epochs == 2  # one member, 2 epochs
+    assert summary.final_test_acc_min <= summary.final_test_acc_mean <= summary.final_test_acc_max
+    assert summary.final_test_acc_se == pytest.approx(summary.final_test_acc_std / np.sqrt(2))

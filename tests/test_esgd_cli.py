@@ -62,7 +62,17 @@ def test_cli_writes_parquet_records_and_resumes(tmp_path, tiny_mnist_root, capsy
     assert len(kids) == 8 and all(len(p) == 2 for p in kids.parents)
     summary = pd.read_csv(out / layout.SUMMARY)
     assert list(summary.method) == ["esgd", "population", "no-evolution", "single"]
-    assert summary.top15_test_error.between(0, 1).all()
+    # Table 1's top 15 as a range [theta_1, theta_15], the mean kept beside it
+    assert (summary.top15_fitness_low == summary.best_fitness).all()
+    assert (summary.top15_fitness_low <= summary.top15_fitness_mean).all()
+    assert (summary.top15_fitness_mean <= summary.top15_fitness_high).all()
+    assert summary.top15_test_error_low.between(0, 1).all()
+    assert (summary.top15_test_error_low <= summary.top15_test_error_high).all()
+    gens = pd.read_parquet(layout.method_dir(out, "esgd") / layout.GENERATIONS)
+    assert list(gens.generation) == [0, 1, 2] and (gens.m == 2).all()
+    assert (gens.best_fitness <= gens.m_elitist_fitness).all()
+    meta = read_meta(layout.method_dir(out, "esgd") / layout.GENERATIONS)
+    assert meta["config"]["fitness_on"] == "train" and meta["fitness_examples_used"] == 50
     capsys.readouterr()
     assert main(argv) == 0  # second time: everything is done already
     assert capsys.readouterr().out.count("done already, skipped") == 4
@@ -122,3 +132,24 @@ def test_bad_flags_are_one_line_errors(tmp_path, tiny_mnist_root, user_error, mo
                str(tiny_mnist_root), *flags])
     assert rc == 2 and user_error("live esgd") == f"lcsim live esgd: error: {message}"
     assert not (tmp_path / "out").exists()
+
+
+def test_fitness_on_the_whole_training_set_without_a_validation_split(tmp_path,
+                                                                      tiny_mnist_root):
+    preset = {**TINY_PRESET, "val_size": 0,
+              "config": {**TINY_PRESET["config"], "fitness_examples": 0}}
+    assert main(_argv(tmp_path, tiny_mnist_root, preset, "--method", "esgd", "single")) == 0
+    meta = read_meta(tmp_path / "out" / "esgd" / layout.RECORDS)
+    # the paper's protocol: no validation split, fitness on all training examples used
+    assert meta["val_examples"] == 0 and meta["fitness_examples_used"] == 64
+    rec = pd.read_parquet(tmp_path / "out" / "single" / layout.RECORDS)
+    assert rec.fitness.notna().all() and len(rec) == 3  # single trains without validation
+
+
+def test_fitness_on_val_without_a_validation_split_is_refused(tmp_path, tiny_mnist_root,
+                                                              user_error):
+    preset = {**TINY_PRESET, "val_size": 0,
+              "config": {**TINY_PRESET["config"], "fitness_on": "val"}}
+    assert main(_argv(tmp_path, tiny_mnist_root, preset)) == 2
+    assert "fitness_on='val' needs a validation split" in user_error("live esgd")
+    assert not list((tmp_path / "out").glob("*/records.parquet"))

@@ -46,19 +46,38 @@ def add_run_flags(p: argparse.ArgumentParser, method: str, overrides: Sequence[s
 
 def load_run(args: argparse.Namespace, method: str, config_cls: type,
              overrides: Sequence[str], preset_keys: dict[str, Sequence[str]], *,
-             train_examples: int | None = None) -> tuple[dict, Any, Any, Any]:
+             train_examples: int | None = None,
+             model: str | None = None) -> tuple[dict, Any, Any, Any]:
     """(preset, config, data, model factory) for the command's flags: the preset's config
-    with the given overrides (flags not None), its dataset on --device, the first
-    `train_examples` (else the preset's "train_examples", else all) training examples."""
-    from lcsim.hpo_sim.live.common import build_config, load_data, load_preset, model_factory
+    with the given overrides (flags not None), its dataset on --device with the preset's
+    "val_size" and "augment" (else the dataset's defaults), the first `train_examples` (else
+    the preset's "train_examples", else all) training examples; `model` (a named model)
+    replaces the preset's model."""
+    from lcsim.hpo_sim.live.common import (
+        PresetError,
+        build_config,
+        load_data,
+        load_preset,
+        model_factory,
+    )
 
     device = check_device(args.device)
     preset = load_preset(method, args.preset, **preset_keys)
     where = f"{method.upper()} preset {args.preset}"
     given = {k: getattr(args, k) for k in overrides if getattr(args, k) is not None}
     cfg = build_config(config_cls, {**preset["config"], **given}, f"{where}: config")
+    augment = preset.get("augment")
+    if augment is not None:
+        from lcsim.pregen.augment import check_augment
+
+        try:
+            augment = check_augment(augment)
+        except ValueError as e:
+            raise PresetError(f"{where}: augment: {e}") from None
     data = load_data(preset["dataset"], args.data_root, device=device,
-                     val_size=preset.get("val_size"),
+                     val_size=preset.get("val_size"), augment=augment,
                      train_examples=preset.get("train_examples") if train_examples is None
                      else train_examples)
-    return preset, cfg, data, model_factory(preset["model"], data, f"{where}: model")
+    spec, label = ({"named": model}, "--model") if model else (preset["model"],
+                                                                f"{where}: model")
+    return preset, cfg, data, model_factory(spec, data, label)

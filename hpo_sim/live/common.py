@@ -23,6 +23,10 @@
 - **Seeds.** `seed_int(seed)` and `child_seeds(seed, n)` derive integer seeds from
   `np.random.SeedSequence` (never seed arithmetic); `torch_generator(seed, device)` is a
   seeded torch.Generator.
+- **Claims.** `Claim` is one paper claim judged on result frames: our value, the verdict
+  (`holds`: True / False, None when not checkable, `missing` says which input is absent) and
+  the inputs it was judged on. Each method's `claims` module computes them from the frames
+  its result folder holds; `claims_frame` lays a list of them out as a table.
 
 torch is imported inside the functions that need it, so the CLI's `--help` stays light.
 """
@@ -49,8 +53,10 @@ from lcsim.errors import PresetError, UserError
 __all__ = [
     "META_KEY",
     "lazy_exports",
+    "Claim",
     "PresetError",
     "build_config",
+    "claims_frame",
     "check_model_spec",
     "child_seeds",
     "load_data",
@@ -261,19 +267,21 @@ def check_model_spec(spec: Any, where: str = "model") -> None:
 def model_factory(spec: Any, data, where: str = "model") -> Callable[[int], Any]:
     """`seed -> nn.Module` for a preset's model spec, sized for `data` (in_shape, classes).
 
-    {"named": NAME} is one of pregen.models.NAMED_MODELS; {"space": SPACE, "config": {...}}
+    {"named": NAME} is one of pregen.models.NAMED_MODELS (wrn-D-K for a wide ResNet);
+    {"space": SPACE, "config": {...}}
     is the space's CNN with the config on top of the space's fixed values. "name" only labels.
     """
-    from lcsim.pregen.models import NAMED_MODELS, build_model, build_named_model
+    from lcsim.pregen.models import NAMED_MODELS, build_model, build_named_model, is_named_model
     from lcsim.tabular.spaces import get_space
 
     check_model_spec(spec, where)
     kw = {"in_shape": data.in_shape, "num_classes": data.num_classes}
     if "named" in spec:
         name = spec["named"]
-        if name not in NAMED_MODELS:
+        if not is_named_model(name):
             raise PresetError(f"{where}.named: unknown model {name!r}; choose from "
-                              f"{', '.join(NAMED_MODELS)}")
+                              f"{', '.join(NAMED_MODELS)} or wrn-D-K (a wide ResNet, depth "
+                              "D = 6n + 4, width K, e.g. wrn-28-10)")
         return lambda seed: build_named_model(name, seed=seed, **kw)
     space = get_space(spec["space"])
     full = {**space.fixed, **spec["config"]}
@@ -281,14 +289,22 @@ def model_factory(spec: Any, data, where: str = "model") -> Callable[[int], Any]
 
 
 def load_data(dataset: str, data_root: str | None = None, *, device: str = "cpu",
-              val_size: int | None = None, train_examples: int | None = None):
+              val_size: int | None = None, train_examples: int | None = None,
+              augment: Sequence[str] | None = None):
     """pregen.data.load_dataset on `device`; with `train_examples`, the first N training
-    examples only (the validation split is taken before, from the whole training split)."""
+    examples only (the validation split is taken before, from the whole training split).
+    `augment`: train-time ops (pregen.augment; None: the dataset's default)."""
+    from lcsim.pregen.augment import check_augment
     from lcsim.pregen.data import DATASETS, load_dataset
 
     if dataset not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
-    data = load_dataset(dataset, data_root, val_size=val_size, device=device)
+    if augment is not None:
+        try:
+            augment = check_augment(augment)
+        except ValueError as e:
+            raise UserError(f"augment: {e}") from None
+    data = load_dataset(dataset, data_root, val_size=val_size, device=device, augment=augment)
     if train_examples is not None:
         n = data.train_y.shape[0]
         if not 0 < train_examples <= n:
@@ -324,6 +340,36 @@ def torch_generator(seed: int | np.random.SeedSequence, device="cpu"):
     import torch
 
     return torch.Generator(device=device).manual_seed(seed_int(seed))
+
+
+# ---------------------------------------------------------------- claims
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A paper's claim judged on our results; the verdict is computed, never written down."""
+
+    claim: str  # what is claimed, in a few words ("ESGD best fitness never worsens")
+    scope: str  # which results it was judged on ("mnist / adam", "esgd", "seed 0")
+    value: float  # our number
+    holds: bool | None  # the verdict; None: not checkable (see `missing`)
+    inputs: dict[str, Any] = dataclasses.field(default_factory=dict)  # what it was judged on
+    paper: Any = None  # the paper's number or statement, where it gives one
+    missing: str = ""  # why it is not checkable: the input that is absent
+
+    def __post_init__(self):
+        if self.holds is None and not self.missing:
+            raise ValueError(f"Claim {self.claim!r}: a claim that is not checkable must say "
+                             "which input is missing")
+
+
+def claims_frame(claims: Sequence[Claim]):
+    """One row per claim: claim, scope, value, holds, paper, missing, inputs (JSON text)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"claim": c.claim, "scope": c.scope, "value": c.value,
+                          "holds": c.holds, "paper": c.paper, "missing": c.missing,
+                          "inputs": json.dumps(c.inputs, default=str)} for c in claims],
+                        columns=["claim", "scope", "value", "holds", "paper", "missing",
+                                 "inputs"])
 
 
 # ---------------------------------------------------------------- packages

@@ -7,6 +7,7 @@
 - `compare`: the paper's comparison (`Experiment`, `run_experiment`) against standard rates,
   the LR range test, Prodigy, hypergradient descent and a grid; `summary`: its tables and
   plot; `results`: its result-folder layout; `cli`: `lcsim live alrs` and `alrs-compare`.
+- `claims`: the paper's checkable claims judged on a result folder's frames.
 
 Names are re-exported on first use, so `lcsim --help` does not import torch.
 """
@@ -14,7 +15,9 @@ Names are re-exported on first use, so `lcsim --help` does not import torch.
 from lcsim.hpo_sim.live.common import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "algorithm": ("ALRSConfig", "ALRSResult", "LRGradientProbe", "SignalRecord", "alrs"),
+    "algorithm": ("ADJUSTMENTS", "ALRSConfig", "ALRSResult", "LRGradientProbe", "SignalRecord",
+                  "alrs"),
+    "claims": ("cost_about_one_epoch", "rate_within_grid", "seed_variation"),
     "compare": ("Experiment", "load_experiments", "run_experiment"),
     "hypergrad": ("HypergradientLR",),
     "search": ("SBF", "ParameterSearch", "SBFConfig", "SearchEvent"),

@@ -31,16 +31,22 @@ from lcsim.errors import UserError
 
 __all__ = ["register"]
 
+_ADJUSTMENTS = ("last", "cumulative")  # = algorithm.ADJUSTMENTS (not imported: no torch here)
+
 
 def register(live_sub: argparse._SubParsersAction) -> None:
     p = live_sub.add_parser("alrs", help="choose an initial learning rate with ALRS")
     p.add_argument("--dataset", default="mnist", help="mnist | cifar10 | cifar100 | svhn")
     p.add_argument("--model", default="mnist-cnn",
-                   help="named model: mnist-cnn | resnet18-cifar | resnet20 | resnet32")
+                   help="named model: mnist-cnn | resnet18-cifar | resnet20 | resnet32 | "
+                        "wrn-D-K (e.g. wrn-28-10)")
     p.add_argument("--optimizer", default="adam",
                    help="a pregen.trainer optimizer: sgd, momentum, nesterov, rmsprop, adam")
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--initial-lr", type=float, default=1.0, help="ALRS LR seed (paper: 1)")
+    p.add_argument("--adjustment", choices=_ADJUSTMENTS, default="last",
+                   help="reading of the listing's ADJUSTMENT line: the last step (DESIGN.md, "
+                        "default) or the cumulative shift (the listing taken literally)")
     add_seed(p, "the model's initialisation, the data order and dropout")
     p.add_argument("--data-root", default=None, help="dataset root (mnist: shipped subset)")
     add_device(p)
@@ -57,6 +63,9 @@ def register(live_sub: argparse._SubParsersAction) -> None:
     add_out(c, required=True)
     add_device(c, default=None)
     c.add_argument("--data-root", default=None, help="dataset root (mnist: shipped subset)")
+    c.add_argument("--adjustment", choices=_ADJUSTMENTS, default=None,
+                   help="override every experiment's alrs_adjustment (ADJUSTMENT reading: "
+                        "last | cumulative)")
     add_progress(c)
     c.set_defaults(func=_compare)
 
@@ -77,7 +86,7 @@ def _alrs(args: argparse.Namespace) -> int:
     if args.optimizer not in OPTIMIZERS:
         raise UserError(f"--optimizer {args.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
     try:
-        config = ALRSConfig(initial_lr=args.initial_lr)
+        config = ALRSConfig(initial_lr=args.initial_lr, adjustment=args.adjustment)
     except ValueError as e:
         raise UserError(f"--initial-lr: {e}") from None
     device = check_device(args.device)
@@ -99,13 +108,15 @@ def _alrs(args: argparse.Namespace) -> int:
         return epoch_batches(data, args.batch_size, generator=gen)
 
     res = alrs(model, opt, batches, nb, config=config, seed=dropout_seed)
-    print(f"ALRS learning rate: {res.lr:.4g}  (search value {res.search_value:.4g} / 10)")
+    print(f"ALRS learning rate: {res.lr:.4g}  (search value {res.search_value:.4g} / 10; "
+          f"ADJUSTMENT reading {res.adjustment!r})")
     print(f"cost: {res.batches} batches = {res.epochs:.2f} epochs of {nb}, {res.seconds:.1f} s, "
           f"{len(res.trace)} signals ({res.steps_per_signal} batches each)"
           + ("" if res.complete else "  [search not finished]"))
     if args.trace:
         args.trace.write_text(json.dumps({
             "lr": res.lr, "search_value": res.search_value, "batches": res.batches,
+            "adjustment": res.adjustment,
             "seconds": res.seconds, "trace": [dataclasses.asdict(t) for t in res.trace],
         }, indent=1))
     return 0
@@ -120,9 +131,12 @@ def _compare(args: argparse.Namespace) -> int:
     from lcsim.provenance import provenance
 
     preset, exps = load_experiments(args.preset)
+    settings = {"command": args.command_name, "preset": preset}
+    if args.adjustment is not None:
+        exps = [dataclasses.replace(e, alrs_adjustment=args.adjustment) for e in exps]
+        settings["adjustment"] = args.adjustment
     device = check_device(args.device or preset.get("device", "cpu"))
-    out = prepare_out(args.out, {"command": args.command_name, "preset": preset},
-                      force=args.force, results=layout.RESULTS)
+    out = prepare_out(args.out, settings, force=args.force, results=layout.RESULTS)
     all_runs, all_study = [], []
     for exp in exps:
         runs, study = run_experiment(exp, out, device=device, data_root=args.data_root,
@@ -132,7 +146,8 @@ def _compare(args: argparse.Namespace) -> int:
     runs = pd.concat(all_runs, ignore_index=True)
     study = pd.concat(all_study, ignore_index=True)
     meta = provenance(device=device, command=args.command_line, preset=preset,
-                      experiments=[dataclasses.asdict(e) for e in exps])
+                      experiments=[dataclasses.asdict(e) for e in exps],
+                      augment={e.label: list(e.augment_ops) for e in exps})
     summary = layout.write_results(out, runs, study, meta)
     sys.stdout.write(format_summary(summary))
     if not args.no_progress:

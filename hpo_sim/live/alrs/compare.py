@@ -20,8 +20,16 @@ The final loss is the mean cross-entropy over the whole training split after the
 (eval mode); the paper's number, the mean training loss of the last epoch, is kept as
 `last_epoch_loss`. Cost columns count batches (forward + backward passes) spent choosing the
 rate (`tune_batches`: ALRS's search, the range test's sweep, the grid's full trainings) apart
-from the training itself (`train_batches`). The seed study (Table 4) runs ALRS from each LR
-seed x random seed and reports mean LR, standard error and % variation (= se / mean).
+from the training itself (`train_batches`); `epoch_batches` is one epoch's batches, so
+`tune_epochs` = tune_batches / epoch_batches is the cost in epochs (the paper: "typically
+equal to that of one training epoch"). The seed study (Table 4) runs ALRS from each LR seed x
+random seed and reports mean LR, standard error and % variation (= se / mean).
+
+The seed study's LR seeds differ between the paper's sections: Section 4.1 says ten seeds in
+[0.001, 10], Section 5 (with Table 4) ten in [5e-5, 10]. The shipped presets follow Section 5
+(`seed_study_range: [5e-5, 10]`, 10 log-spaced values); set the range (or list the values in
+`seed_study_lrs`) to take the other. `alrs_adjustment` picks the reading of the listing's
+ADJUSTMENT line (`algorithm`); every row records it.
 
 Every training run goes through `pregen.trainer.train` (the one training loop) with the
 method's own torch.optim optimizer (Prodigy, hypergradient hooks): the same data order,
@@ -45,7 +53,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from lcsim.hpo_sim.live.alrs.algorithm import ALRSConfig, alrs
+from lcsim.hpo_sim.live.alrs.algorithm import ADJUSTMENTS, ALRSConfig, alrs
 from lcsim.hpo_sim.live.alrs.hypergrad import HypergradientLR
 from lcsim.hpo_sim.live.alrs.results import RUN_FILES
 from lcsim.hpo_sim.live.alrs.search import SBF
@@ -91,6 +99,9 @@ class Experiment:
     seeds: tuple[int, ...] = (0, 1, 2)  # paper: three random seeds
     val_size: int | None = None  # None: pregen's default validation split
     train_examples: int | None = None  # first N training examples (None: the whole split)
+    # train-time augmentation ops (pregen.augment); None: the dataset's default. The paper
+    # states none ("default datasets"); the presets keep the defaults (CIFAR crop + flip)
+    augment: tuple[str, ...] | None = None
     # Standard rates (Zhang et al. 2019, the paper's reference): Adam 1e-3; SGD momentum 0.9
     # at 0.01 (0.1 is the CIFAR ResNet custom; 0.01 is the common MNIST CNN rate).
     standard_lr: dict[str, float] = field(default_factory=lambda: {"adam": 1e-3, "momentum": 0.01})
@@ -105,7 +116,12 @@ class Experiment:
         default_factory=lambda: {"sgd": 1e-3, "momentum": 1e-3, "nesterov": 1e-3, "adam": 1e-7}
     )
     signals_per_epoch: int = 50  # ALRS window = num_batches // this (paper: 50)
-    seed_study_lrs: tuple[float, ...] = ()  # paper Table 4: 10 log-spaced in [5e-5, 10]
+    alrs_adjustment: str = "last"  # the ADJUSTMENT reading: "last" (DESIGN) or "cumulative"
+    # LR seeds of the study: listed, or `seed_study_count` log-spaced over `seed_study_range`
+    # (paper: 10 in [5e-5, 10] in Section 5 / Table 4, but [0.001, 10] in Section 4.1)
+    seed_study_lrs: tuple[float, ...] = ()
+    seed_study_range: tuple[float, float] | None = None
+    seed_study_count: int = 10
     seed_study_seeds: tuple[int, ...] = (0, 1, 2)
 
     def __post_init__(self) -> None:
@@ -118,6 +134,21 @@ class Experiment:
                 f"{self.batch_size}"
             )
         check_model_spec(self.model, "Experiment.model")
+        if self.augment is not None:
+            from lcsim.pregen.augment import check_augment
+
+            check_augment(self.augment)
+        if self.alrs_adjustment not in ADJUSTMENTS:
+            raise ValueError(f"Experiment.alrs_adjustment must be one of "
+                             f"{', '.join(ADJUSTMENTS)}, got {self.alrs_adjustment!r}")
+        if self.seed_study_range is not None:
+            lo, hi = self.seed_study_range
+            if self.seed_study_lrs:
+                raise ValueError("Experiment: give seed_study_lrs or seed_study_range, not both")
+            if not 0 < lo <= hi or self.seed_study_count < 1:
+                raise ValueError(f"Experiment.seed_study_range must be 0 < low <= high with "
+                                 f"seed_study_count >= 1, got {self.seed_study_range}, "
+                                 f"{self.seed_study_count}")
         for name in ("seeds", "seed_study_seeds"):
             if any(s < 0 for s in getattr(self, name)):
                 raise ValueError(f"Experiment.{name} must be >= 0, got {getattr(self, name)}")
@@ -134,6 +165,21 @@ class Experiment:
                 raise ValueError(f"Experiment.standard_lr has no rate for optimizer {opt!r}")
             if "grid" in self.methods and not self.grid.get(opt):
                 raise ValueError(f"Experiment.grid has no rates for optimizer {opt!r}")
+
+    @property
+    def augment_ops(self) -> tuple[str, ...]:
+        """The augmentation this experiment trains with (`augment`, else the default)."""
+        from lcsim.pregen.data import default_augment
+
+        return default_augment(self.dataset) if self.augment is None else self.augment
+
+    @property
+    def seed_study_values(self) -> tuple[float, ...]:
+        """The study's LR seeds: `seed_study_lrs`, else log-spaced over `seed_study_range`."""
+        if self.seed_study_range is None:
+            return tuple(self.seed_study_lrs)
+        lo, hi = self.seed_study_range
+        return tuple(float(f"{v:.3g}") for v in np.geomspace(lo, hi, self.seed_study_count))
 
     @property
     def label(self) -> str:
@@ -194,7 +240,8 @@ def _alrs_rate(exp, data, opt_name, seed, device, initial_lr=1.0):
     opt = make_optimizer(opt_name, model.parameters(), initial_lr)
     gen = torch.Generator(device=device).manual_seed(data_seed)
     nb = batches_per_epoch(data.train_y.shape[0], exp.batch_size)
-    cfg = ALRSConfig(initial_lr=initial_lr, signals_per_epoch=exp.signals_per_epoch)
+    cfg = ALRSConfig(initial_lr=initial_lr, signals_per_epoch=exp.signals_per_epoch,
+                     adjustment=exp.alrs_adjustment)
 
     def batches():
         return epoch_batches(data, exp.batch_size, generator=gen)
@@ -286,21 +333,16 @@ def _key(opt_name: str, method: str, seed: int, lr: float | None) -> str:
     return f"{opt_name}-{method}{lr_part}-s{seed}"
 
 
-def run_experiment(
-    exp: Experiment,
-    out: Path,
-    *,
-    device: str = "cpu",
-    data_root: str | None = None,
-    progress: bool = True,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_experiment(exp: Experiment, out: Path, *, device: str = "cpu",
+                   data_root: str | None = None,
+                   progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run (or resume) one experiment; returns (runs, seed_study) tables."""
     from tqdm.auto import tqdm
 
     runs_dir = Path(out) / RUN_FILES
     runs_dir.mkdir(parents=True, exist_ok=True)
     data = load_data(exp.dataset, data_root, device=device, val_size=exp.val_size,
-                     train_examples=exp.train_examples)
+                     train_examples=exp.train_examples, augment=exp.augment)
     # (key, method, fixed-rate identity or None, job). Fixed-rate runs (standard, x10, x0.1,
     # grid) are deterministic given (optimizer, rate, seed): one that repeats another is copied.
     jobs: list[tuple[str, str, tuple | None, Callable[[], dict[str, Any]]]] = []
@@ -310,36 +352,19 @@ def run_experiment(
             for lr in rates:
                 for seed in exp.seeds:
                     fixed = _FIXED.get(method)
-                    rate = (
-                        lr
-                        if method == "grid"
-                        else (exp.standard_lr[opt_name] * fixed if fixed else None)
-                    )
+                    rate = lr if method == "grid" else (
+                        exp.standard_lr[opt_name] * fixed if fixed else None)
                     ident = (opt_name, seed, float(f"{rate:.6e}")) if rate else None
-                    jobs.append(
-                        (
-                            _key(opt_name, method, seed, lr),
-                            method,
-                            ident,
-                            lambda o=opt_name, m=method, s=seed, r=lr: _one_run(
-                                exp, data, o, m, s, device, grid_lr=r
-                            ),
-                        )
-                    )
-        for lr0 in exp.seed_study_lrs:
+                    jobs.append((_key(opt_name, method, seed, lr), method, ident,
+                                 lambda o=opt_name, m=method, s=seed, r=lr: _one_run(
+                                     exp, data, o, m, s, device, grid_lr=r)))
+        for lr0 in exp.seed_study_values:
             for seed in exp.seed_study_seeds:
 
                 def study(o=opt_name, s=seed, l0=lr0):
                     r = _alrs_rate(exp, data, o, s, device, initial_lr=l0)
-                    return {
-                        "optimizer": o,
-                        "method": "seed_study",
-                        "seed": s,
-                        "lr_seed": l0,
-                        "lr": r.lr,
-                        "tune_batches": r.batches,
-                        "tune_seconds": r.seconds,
-                    }
+                    return {"optimizer": o, "method": "seed_study", "seed": s, "lr_seed": l0,
+                            "lr": r.lr, "tune_batches": r.batches, "tune_seconds": r.seconds}
 
                 jobs.append((_key(opt_name, "seedstudy", seed, lr0), "seed_study", None, study))
     rows = []
@@ -360,6 +385,11 @@ def run_experiment(
             done.setdefault(ident, row)
         rows.append(row)
     df = pd.DataFrame(rows)
+    # experiment-level facts on every row (computed here, so resumed rows get them too)
+    nb = batches_per_epoch(data.train_y.shape[0], exp.batch_size)
+    df["alrs_adjustment"] = exp.alrs_adjustment
+    df["epoch_batches"] = nb
+    df["tune_epochs"] = df["tune_batches"] / nb
     study = df[df["method"] == "seed_study"].reset_index(drop=True)
     runs = df[df["method"] != "seed_study"].reset_index(drop=True)
     return runs, study

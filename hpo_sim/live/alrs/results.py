@@ -6,6 +6,11 @@ analysis reads.
                                        RUN_COLUMNS; `curve` holds the per-batch training losses
     DIR/seed_study.parquet             ALRS from each LR seed x seed (paper Table 4):
                                        STUDY_COLUMNS
+
+What the paper's checkable claims read (`alrs.claims`): the chosen rate per seed (runs,
+method "alrs", `lr`) against the grid's rates and final losses (method "grid"); the cost in
+epochs (`tune_epochs` = tune_batches / epoch_batches, one epoch's batches); the seed study's
+rates per (lr_seed, seed). `alrs_adjustment` is the ADJUSTMENT reading every ALRS run used.
     DIR/summary.parquet, summary.md    `summary.summarize` (and its markdown table)
     DIR/loss-<optimizer>.png           training-loss curves per optimizer
 
@@ -32,9 +37,11 @@ SUMMARY = "summary.parquet"
 SUMMARY_MD = "summary.md"
 RUN_COLUMNS = ("experiment", "dataset", "optimizer", "method", "seed", "lr", "tune_batches",
                "tune_seconds", "alt_lr", "status", "final_loss", "last_epoch_loss",
-               "val_accuracy", "train_batches", "curve")
+               "val_accuracy", "train_batches", "curve", "alrs_adjustment", "epoch_batches",
+               "tune_epochs")
 STUDY_COLUMNS = ("experiment", "dataset", "optimizer", "method", "seed", "lr_seed", "lr",
-                 "tune_batches", "tune_seconds")
+                 "tune_batches", "tune_seconds", "alrs_adjustment", "epoch_batches",
+                 "tune_epochs")
 # what the command writes (glob patterns: what --force replaces)
 RESULTS = (RUN_FILES, RUNS, SEED_STUDY, SUMMARY, SUMMARY_MD, "loss-*.png")
 

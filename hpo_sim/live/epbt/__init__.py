@@ -5,7 +5,8 @@
 - `engine`: the population engine the three methods share (`Engine`, `train_and_measure`).
 - `algorithm`: EPBT itself (`EPBTRun`, `run`, `EPBTResult`, `lineage`).
 - `baselines`: PBT (Baseline 2, decisions in `hpo_sim.live.pbt`) and Baseline 1.
-- `summary`: the paper's tables; `results`: the result-folder layout; `cli`: `lcsim live epbt`.
+- `summary`: the paper's tables and member-epochs; `claims`: the paper's claims judged on the
+  records; `results`: the result-folder layout; `cli`: `lcsim live epbt`.
 
 Names are re-exported on first use, so `lcsim --help` does not import torch.
 """
@@ -13,8 +14,9 @@ Names are re-exported on first use, so `lcsim --help` does not import torch.
 from lcsim.hpo_sim.live.common import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "algorithm": ("EPBTResult", "EPBTRun", "lineage", "make_engine", "run"),
+    "algorithm": ("EPBTResult", "EPBTRun", "lineage", "make_engine", "run", "training_data"),
+    "claims": ("beats", "loss_functions"),
     "config": ("METHODS", "EPBTConfig", "epbt_space", "pbd_alpha", "step_lr"),
     "engine": ("Engine", "pbd_target", "soft_cross_entropy"),
-    "summary": ("closing_tables", "epochs_to_pass", "summarize"),
+    "summary": ("closing_tables", "epochs_to_pass", "member_epochs", "summarize"),
 })

@@ -57,6 +57,10 @@ class EPBTConfig:
     alpha_max: float = 0.8        # PBD: alpha at the end of training (PS-KD's alpha_T)
     bn_batches: int = 20          # training batches for BN recalibration before fitness
     val_copies: int = 1           # augmented copies of the validation split for fitness
+    # Baseline 1 trains on every training image, the validation split included (paper 4.1:
+    # "on all 50,000 training images"; 4.2: "on the full training set"); False: as the
+    # population methods, without the validation split
+    baseline_full_train: bool = True
     pbt: PBTConfig = field(default_factory=PBTConfig)
     seed: int = 0
 

@@ -7,8 +7,14 @@
     DIR/summary.csv                        `summary.closing_tables` (paper Tables 1 and 2)
 
 Records columns: RECORD_COLUMNS, then `h_<name>` per hyperparameter of the method's space
-(`H_PREFIX`), then `novelty_on`, `alpha`. Every Parquet file holds the provenance, the preset
-and the run's config as JSON under the key `lcsim` (`common.read_meta`).
+(`H_PREFIX`; EPBT's TaylorGLO loss is h_theta_0..7), then `novelty_on`, `alpha`, and
+`member_epochs`: the member-epochs the run has trained by the end of that generation (EPBT's
+elites are carried untrained, Algorithm 1; see `algorithm`). Every Parquet file holds the
+provenance, the preset, the run's config (augment, baseline_full_train among it) and the
+number of images the method trained on (`train_examples`) as JSON under the key `lcsim`
+(`common.read_meta`). `claims` judges the paper's claims on the records: EPBT vs PBT and
+Baseline 1 at equal epochs per lineage (`epoch`, `test_accuracy`, `member_epochs`), the
+distinct loss functions evaluated (`role`, `h_theta_*`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
-"""The paper's tables from EPBT records: best-individual curves, Tables 1 and 2.
+"""The paper's tables from EPBT records: best-individual curves, Tables 1 and 2, epochs.
 
 `summarize(records)` is, per generation, the fittest individual's test accuracy (what the
-paper plots); `closing_tables(records)` is Table 1 (final test accuracy, mean and std over
-seeds) and Table 2 (the epochs EPBT needed to pass each baseline's mean final accuracy).
+paper plots); `closing_tables(records)` is Table 1 (final test accuracy over seeds: mean and
+std as the paper's table, standard error as its figures, min and max) and Table 2 (the epochs
+EPBT needed to pass each baseline's mean final accuracy), with the member-epochs each method
+trained. `member_epochs(records, E)` counts those: every individual trained in a generation
+(all but EPBT's elites, which Algorithm 1 carries over untrained) adds E.
 """
 
 from __future__ import annotations
@@ -10,7 +13,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["closing_tables", "epochs_to_pass", "summarize"]
+__all__ = ["closing_tables", "epochs_to_pass", "member_epochs", "summarize"]
+
+
+def member_epochs(records: pd.DataFrame, epochs_per_generation: int) -> np.ndarray:
+    """Cumulative member-epochs trained by the end of each row's generation, per (method,
+    seed) run: E per individual alive after a generation that is not an "elite" carried over
+    untrained. Returns one value per row of `records` (aligned with it)."""
+    trained = (records["role"] != "elite").astype(int) * epochs_per_generation
+    keys = [k for k in ("method", "seed") if k in records]
+    per_gen = trained.groupby([records[k] for k in keys] + [records["generation"]]).sum()
+    cum = per_gen.groupby(level=list(range(len(keys)))).cumsum() if keys else per_gen.cumsum()
+    index = pd.MultiIndex.from_frame(records[keys + ["generation"]]) if keys else \
+        records["generation"]
+    return cum.reindex(index).to_numpy()
 
 
 def summarize(records: pd.DataFrame) -> pd.DataFrame:
@@ -35,8 +51,15 @@ def closing_tables(records: pd.DataFrame) -> pd.DataFrame:
     curves = summarize(records)
     final = curves[curves.generation == curves.groupby(["method", "seed"]).generation
                    .transform("max")]
-    t1 = final.groupby("method").test_accuracy.agg(["mean", "std", "count"]).reset_index()
-    t1.columns = ["method", "final_test_acc_mean", "final_test_acc_std", "seeds"]
+    t1 = final.groupby("method").test_accuracy.agg(
+        ["mean", "std", "sem", "min", "max", "count"]).reset_index()
+    t1.columns = ["method", "final_test_acc_mean", "final_test_acc_std", "final_test_acc_se",
+                  "final_test_acc_min", "final_test_acc_max", "seeds"]
+    if "member_epochs" in records:  # per run: the last generation's cumulative count
+        last = records[records.generation == records.groupby(["method", "seed"]).generation
+                       .transform("max")]
+        runs = last.groupby(["method", "seed"]).member_epochs.max()
+        t1["member_epochs"] = t1.method.map(runs.groupby(level=0).mean())
     rows = []
     for _, r in t1.iterrows():
         row = dict(r)

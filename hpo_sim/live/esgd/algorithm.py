@@ -20,9 +20,12 @@ for generation k = 1..K
     rest.
 
 Fitness is the mean cross-entropy (a loss: lower is better) in eval mode on a fixed subset:
-the first `fitness_examples` examples of the training split (the paper measures fitness on
-the training set). It is computed once whenever an individual's weights change and carried
-with the individual, so back-off and selection compare exactly the numbers recorded.
+the first `fitness_examples` examples (0: all) of the split `fitness_on` names. The paper's
+CIFAR-10 protocol is "train" on data loaded with val_size=0: "we do not split a validation
+set ... we evaluate training fitness over the entire training-set"; "val" asks for a
+validation split and is refused (EmptySplitError) when the data has none. Fitness is computed
+once whenever an individual's weights change and carried with the individual, so back-off
+and selection compare exactly the numbers recorded.
 
 The pool is `config.OptimizerPool`, the ES operators and the SGD step with back-off are
 `operators`; this module runs the methods.
@@ -69,10 +72,11 @@ from lcsim.hpo_sim.live.population import (
     recalibrate_bn,
     train_epoch,
 )
+from lcsim.pregen.data import EmptySplitError
 from lcsim.pregen.trainer import EpochRecord, TrainSpec, make_optimizer, train
 from torch import nn
 
-__all__ = ["ESGDResult", "run", "summarize"]
+__all__ = ["ESGDResult", "fitness_size", "run"]
 
 
 @dataclass
@@ -86,11 +90,23 @@ class ESGDResult:
     population: Population
 
 
+def fitness_size(data, cfg: ESGDConfig) -> int:
+    """Examples fitness is measured on: the first `fitness_examples` (0: all) of its split.
+
+    Raises EmptySplitError for fitness_on 'val' when the data has no validation split."""
+    n_split = data.split(cfg.fitness_on)[1].shape[0]
+    if n_split == 0:
+        raise EmptySplitError(
+            f"ESGD fitness_on={cfg.fitness_on!r} needs a validation split, but the data has "
+            "none (loaded with val_size=0); use fitness_on 'train' (the paper's: fitness on "
+            "the training set) or load a validation split (val_size > 0)")
+    return n_split if cfg.fitness_examples == 0 else min(cfg.fitness_examples, n_split)
+
+
 def _fitness_batches(data, cfg: ESGDConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    n_train = data.train_y.shape[0]
-    n = n_train if cfg.fitness_examples == 0 else min(cfg.fitness_examples, n_train)
+    n = fitness_size(data, cfg)
     out, seen = [], 0
-    for x, y in data.batches("train", 512, shuffle=False, augment=False):
+    for x, y in data.batches(cfg.fitness_on, 512, shuffle=False, augment=False):
         take = min(len(y), n - seen)
         out.append((x[:take], y[:take]))
         seen += take
@@ -136,6 +152,7 @@ def run(
     """
     if method not in METHODS:
         raise ValueError(f"unknown ESGD method {method!r}; choose from {', '.join(METHODS)}")
+    fitness_size(data, cfg)  # a fitness split that cannot work fails before any training
     if method == "single":
         return _run_single(cfg, model_factory, data, device=device, progress=progress)
     evolve = method == "esgd"
@@ -290,24 +307,3 @@ def _run_single(cfg, model_factory, data, *, device, progress) -> ESGDResult:
     pop = Population.from_models([model])
     return ESGDResult("single", _frame(rec, "single"),
                       _final(pop, np.array([fit]), np.array([0]), data, cfg), pop)
-
-
-def summarize(finals: dict[str, pd.DataFrame], top: int = 15,
-              elite: int | None = None) -> pd.DataFrame:
-    """Paper Table 1 layout from each method's final population (`ESGDResult.final`): fitness
-    (training loss) of the best individual and mean of the `top` best, and the test error of
-    those same individuals (ranked by fitness). With `elite` (= m), also the mean of the m best:
-    with a small mu the top 15 include the mu - m randomly kept individuals, whereas in the
-    paper's populations (mu >= 100) they are all elite."""
-    rows = []
-    for method, final in finals.items():
-        f = final.sort_values("fitness", kind="stable")
-        row = {"method": method, "best_fitness": f["fitness"].iloc[0],
-               f"top{top}_fitness": f["fitness"].head(top).mean(),
-               "best_test_error": f["test_error"].iloc[0],
-               f"top{top}_test_error": f["test_error"].head(top).mean()}
-        if elite:
-            row[f"top{elite}_fitness"] = f["fitness"].head(elite).mean()
-            row[f"top{elite}_test_error"] = f["test_error"].head(elite).mean()
-        rows.append({**row, "n_final": len(f)})
-    return pd.DataFrame(rows)

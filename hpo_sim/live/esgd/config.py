@@ -90,7 +90,10 @@ class ESGDConfig:
     sigma0: float = 0.01  # mutation std at generation 1; sigma_k = sigma0 / k (Tables 2-4)
     pool: OptimizerPool = field(default_factory=OptimizerPool)
     batch_size: int = 128  # per individual (paper: 128)
-    fitness_examples: int = 2048  # fitness on the first N training examples; 0: all of them
+    # fitness split: "train" (paper, CIFAR-10: "we do not split a validation set", load with
+    # val_size 0) or "val"; fitness on its first `fitness_examples` examples, 0: all of them
+    fitness_on: str = "train"
+    fitness_examples: int = 2048
     recal_batches: int = 8  # training batches for BN recalibration of offspring
     eval_members: int = 64  # members evaluated at once (memory bound)
     train_members: int = 0  # members trained at once, chunk after chunk (memory); 0: all
@@ -109,6 +112,9 @@ class ESGDConfig:
                      "recal_batches", "eval_members"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ESGDConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.fitness_on not in ("train", "val"):
+            raise ValueError(f"ESGDConfig.fitness_on must be 'train' or 'val', got "
+                             f"{self.fitness_on!r}")
         if self.init not in ("random", "perturb"):
             raise ValueError(f"ESGDConfig.init must be 'random' or 'perturb', got {self.init!r}")
         if self.rho > self.mu:

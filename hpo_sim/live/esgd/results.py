@@ -1,13 +1,18 @@
 """ESGD's result folder: the layout `lcsim live esgd --out DIR` writes and analysis reads.
 
     DIR/<method>/records.parquet   one row per individual per generation (RECORD_COLUMNS)
+    DIR/<method>/generations.parquet  per generation, the population after it: best and
+                                   m-elitist average fitness, top-15 range, epochs trained
+                                   per individual (summary.GENERATION_COLUMNS; Theorem 1)
     DIR/<method>/final.parquet     the last population (FINAL_COLUMNS); written last: marks
                                    the method done, so a repeated command skips it
-    DIR/summary.csv                `algorithm.summarize` of every finished method (paper
-                                   Table 1 layout)
+    DIR/summary.csv                `summary.summarize` of every finished method (paper
+                                   Table 1 layout: best, top-15 range [theta_1, theta_15] of
+                                   fitness and of test error, and the top-15 mean)
 
-Both Parquet files hold the provenance, the preset, the config and the dataset size as JSON
-under the key `lcsim` (`common.read_meta`).
+Every Parquet file holds the provenance, the preset, the config (fitness_on among it), the
+dataset size and the fitness split's size (`fitness_examples_used`) as JSON under the key
+`lcsim` (`common.read_meta`). `claims` judges the paper's claims on these frames.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from pathlib import Path
 
 from lcsim.hpo_sim.live.esgd.config import METHODS
 
-__all__ = ["FINAL", "FINAL_COLUMNS", "RECORDS", "RECORD_COLUMNS", "RESULTS", "SUMMARY",
-           "method_dir", "method_dirs"]
+__all__ = ["FINAL", "FINAL_COLUMNS", "GENERATIONS", "RECORDS", "RECORD_COLUMNS", "RESULTS",
+           "SUMMARY", "method_dir", "method_dirs"]
 
 RECORDS = "records.parquet"
+GENERATIONS = "generations.parquet"
 FINAL = "final.parquet"
 SUMMARY = "summary.csv"
 RECORD_COLUMNS = ("method", "generation", "individual", "slot", "offspring", "parents",
