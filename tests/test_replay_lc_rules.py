@@ -147,6 +147,8 @@ def test_svr_trains_only_on_completed_configs_and_refits_when_they_change():
     s.complete(12)
     m2, _ = rule.model(5, s)
     assert m2 is not m1 and m2.svr.shape_fit_[0] == 13
+    other = _state(curves, completed=range(1, 14), features=h)  # as many, not the same ones
+    assert rule.model(5, other)[0] is not m2
     fewer = _state(curves, completed=range(9), features=h)
     assert SVRRule().decide(curves[20, :5], 5, fewer) == Decision(False)  # min_configs = 10
 

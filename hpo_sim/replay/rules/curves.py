@@ -1,8 +1,9 @@
 """Domhan et al.'s parametric learning-curve families, fitted to y(1..t) together, and their
 combination into a predictive distribution of y(T) (the engine of the `lce` rule).
 
-The eleven families of Domhan, Springenberg & Hutter (IJCAI 2015, Table 1; the reference code,
-automl/pylearningcurvepredictor, combines the same eleven), x = epoch 1..T:
+The eleven families of Domhan, Springenberg & Hutter (IJCAI 2015), as their reference code
+(automl/pylearningcurvepredictor, the model list of its termination criterion) combines them;
+the paper's text was not at hand to check its table against it. x = epoch 1..T:
 
     vapor pressure   exp(a + b/x + c log x)
     pow3             c - a x^-alpha
@@ -31,8 +32,9 @@ point (a 7 x 7 pattern, shrunk 3x per round while the best point is inside it). 
 eleven families one by one with scipy.optimize.least_squares (bounded trf, warm-started) costs
 3-8x more per decision (benchmarks/lce_decision.py: ~6-7 ms for this fit on the 2-core box).
 
-Constraints, as Domhan et al.'s prior: a fitted curve may not decrease from x = 1 to x = T and
-its y(T) must lie in [0, 1]; grid points that break them are not candidates.
+Constraints, in the spirit of Domhan et al.'s prior (increasing curves, accuracies in [0, 1]):
+a fitted curve may not decrease from x = 1 to x = T and its y(T) must lie in [0, 1]; grid
+points that break them are not candidates.
 
 Posterior approximation (ours, in place of the paper's MCMC). Per shape k with p_k parameters
 and residual sum of squares RSS_k over t points: weight w_k proportional to

@@ -78,7 +78,7 @@ class SVRRule:
             raise ValueError(f"SVRRule.nu must be in (0, 1], got {self.nu}")
         if not self.C > 0:
             raise ValueError(f"SVRRule.C must be > 0, got {self.C}")
-        object.__setattr__(self, "_models", {})  # epoch -> (completed count, model, cv error)
+        object.__setattr__(self, "_models", {})  # epoch -> (completed rows, model, cv error)
 
     def new_run(self) -> SVRRule:
         return SVRRule(self.delta, self.min_epochs, self.min_configs, self.nu, self.C,
@@ -103,7 +103,7 @@ class SVRRule:
         """(fitted model, CV error) for epoch `epoch`, trained on state.completed."""
         done = state.completed
         memo = self._models.get(epoch)
-        if memo is not None and memo[0] == len(done):  # completed rows only grow in a run
+        if memo is not None and np.array_equal(memo[0], done):  # the same completed configs
             return memo[1], memo[2]
         from sklearn.model_selection import KFold
 
@@ -115,7 +115,7 @@ class SVRRule:
             pred[test] = self._fit(X[train], target[train]).predict(X[test])
         err = max(math.sqrt(float(np.mean((pred - target) ** 2))), 1e-4)
         model = self._fit(X, target)
-        self._models[epoch] = (len(done), model, err)
+        self._models[epoch] = (done.copy(), model, err)
         return model, err
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> Standardized:
