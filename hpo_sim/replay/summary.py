@@ -24,7 +24,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from .audit import audit_run, goal_k
+from .audit import audit_run, goal_k, rule_columns
 from .simulate import ReplayConfig, RunResult, epoch_costs
 
 __all__ = ["LEGEND", "audit_frame", "format_summary", "miss_reason", "summarize", "time_unit"]
@@ -127,13 +127,15 @@ def miss_reason(table, cfg: ReplayConfig, results: Sequence[RunResult]) -> str:
 
 
 def audit_frame(table, settings: Sequence[ReplayConfig],
-                results: Sequence[Sequence[RunResult]], top_k: int | None = None
-                ) -> pd.DataFrame:
-    """Per setting with rules: stopped configs per run, top-k ones among them, compute skipped.
+                results: Sequence[Sequence[RunResult]], top_k: int | None = None, *,
+                seed: int = 0) -> pd.DataFrame:
+    """Per setting with rules: stopped configs per run, top-k ones among them, compute skipped,
+    and `audit.rule_columns` (share of top-k stopped with CI, decision cost, prediction scores).
 
     `saved_fraction` is the share of training seconds the stops skipped (the stopped configs'
     epochs after the stop / (seconds spent + seconds skipped)); it is not time-to-goal saved.
     """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))  # the share's bootstrap
     rows = []
     for cfg, rs in zip(settings, results, strict=True):
         if not cfg.rules:
@@ -153,6 +155,7 @@ def audit_frame(table, settings: Sequence[ReplayConfig],
             # share of the compute the runs would have spent without these stops
             "saved_fraction": float(saved.sum() / (spent.sum() + saved.sum()))
             if saved.sum() > 0 else 0.0,
+            **rule_columns(a, rs, table, rng),
         })
     return pd.DataFrame(rows)
 
