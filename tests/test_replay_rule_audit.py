@@ -147,3 +147,18 @@ def test_beyond_etr_preset_and_rules_that_never_fire(table):
                       ("sh:min_r=10", "min_r")):
         with pytest.raises(ValueError, match=f"never fires .* use {key} <= 9"):
             check_settings(table, [ReplayConfig(optimizer="random", rules=(spec,))])
+
+
+def test_rule_audit_text_shows_prediction_columns_only_for_predicting_rules(table):
+    from lcsim.hpo_sim.replay.audit import format_rule_audit
+
+    def text(rules):
+        settings = [ReplayConfig(optimizer="random", rules=r, goal=Goal(top_percent=10))
+                    for r in rules]
+        res = run_settings(table, settings, 2, seed=0, progress=False)
+        return format_rule_audit(audit_frame(table, settings, res))
+
+    plain = text([("etr2",), ("median",)])
+    assert "top-k stopped / started" in plain and "ms/decision" in plain
+    assert "MAE" not in plain and "ECE" not in plain  # no predicting rule: nothing to say
+    assert "MAE of y(T)" in text([("etr2",), ("lce:min_epochs=4",)])

@@ -215,4 +215,9 @@ def format_rule_audit(audit: pd.DataFrame) -> str:
                                             col["prediction_mae_at_stop"], strict=True)],
         "calibration ECE": [num(v, ".3f") for v in col["calibration_ece"]],
     })
-    return view.to_string(index=False)
+    if not np.isfinite(col["decision_ms_median"]).any():  # medians come from decision logs
+        view["ms/decision (median)"] = [num(m, ".3g") for m in audit["decision_ms"]]
+        view = view.rename(columns={"ms/decision (median)": "ms/decision"})
+    # columns no setting has a value in (no predicting rule in the study) say nothing
+    empty = [c for c in view.columns[3:] if view[c].str.fullmatch(r"-( \(-\))?").all()]
+    return view.drop(columns=empty).to_string(index=False)

@@ -160,7 +160,7 @@ def _execute(args, settings, *, repeats: int, seed: int, name: str) -> int:
     from .audit import calibration_frame, format_rule_audit
     from .settings import check_settings
     from .study import OUTPUTS, _cfg_dict, run_settings, write_outputs
-    from .summary import audit_frame, format_summary, summarize, time_unit
+    from .summary import audit_frame, format_summary, legend, summarize, time_unit
 
     settings = _dedupe(settings)
     table = LookupTable.open(args.table)  # TableError names the path
@@ -186,11 +186,12 @@ def _execute(args, settings, *, repeats: int, seed: int, name: str) -> int:
     summary = summarize(settings, results, seed=seed, table=table)
     audit = audit_frame(table, settings, results, top_k=args.audit_top_k, seed=seed)
     calibration = calibration_frame(table, settings, results)
-    print(format_summary(summary, audit, unit=time_unit(table)))
+    unit = time_unit(table)
+    print(format_summary(summary, audit, unit=unit, legend=False))
     rule_audit = format_rule_audit(audit)
     if rule_audit:
-        print("\nRule audit: top-k configs stopped among those started, wall time per decision, "
-              "predicting rules' error of the final accuracy and calibration:\n" + rule_audit)
+        print("\nRule audit (see the legend):\n" + rule_audit)
+    print("\n" + legend(unit, rule_audit=bool(rule_audit)))
     print(f"\n{len(settings) * repeats} replays in {wall:.1f} s wall "
           f"({jobs} job{'s' if jobs > 1 else ''}); times are simulated from the table")
     if args.out:
