@@ -2,8 +2,8 @@
 
 - `load_replay(DIR)`: `lcsim study` output (hpo_sim.replay.study.write_outputs):
   DIR/traces/NNN.parquet (one file per setting, its ReplayConfig as JSON under the Parquet
-  key `lcsim_replay`), DIR/summary.csv, DIR/audit.csv (optional), DIR/summary.json (its
-  provenance: the command, the table's metadata).
+  key `lcsim_replay`), DIR/summary.csv, DIR/audit.csv and DIR/calibration.csv (optional),
+  DIR/summary.json (its provenance: the command, the table's metadata).
 - `load_esgd(DIR)`: `lcsim live esgd` output: DIR/<method>/records.parquet and
   generations.parquet, DIR/summary.csv (Table 1: top-15 ranges `top15_*_low/_high`, `_mean`).
 - `load_epbt(DIR)`: `lcsim live epbt` output: DIR/<method>-seed<s>/{records,lineage}.parquet,
@@ -50,7 +50,8 @@ class ReplayResults:
     traces: every trace row (simulate.TRACE_COLUMNS + repeat) with the setting's `optimizer`,
     `rules` (label as in summary.csv), `goal`, `setting` (file index) columns.
     runs: one row per (setting, repeat): `time_to_goal` (simulated seconds, inf if not
-    reached), `reached`, `end_time`, `configs`. summary / audit: the CSVs as written.
+    reached), `reached`, `end_time`, `configs`. summary / audit / calibration: the CSVs as
+    written (calibration: predicting rules' reliability bins, None when no rule predicted).
     """
 
     path: Path
@@ -59,6 +60,7 @@ class ReplayResults:
     summary: pd.DataFrame
     audit: pd.DataFrame | None = None
     settings: list[dict] = field(default_factory=list)
+    calibration: pd.DataFrame | None = None
     provenance: dict = field(default_factory=dict)  # summary.json's: command, table_meta, ...
 
     @property
@@ -132,7 +134,8 @@ def load_replay(path: str | os.PathLike) -> ReplayResults:
     runs = runs_from_traces(traces, goal_acc)
     audit = pd.read_csv(d / "audit.csv") if (d / "audit.csv").exists() else None
     doc = json.loads((d / "summary.json").read_text()) if (d / "summary.json").exists() else {}
-    return ReplayResults(d, traces, runs, summary, audit, settings, doc.get("provenance") or {})
+    return ReplayResults(d, traces, runs, summary, audit, settings,
+                         _read_csv(d / "calibration.csv"), doc.get("provenance") or {})
 
 
 def runs_from_traces(traces: pd.DataFrame, goal_accuracy: dict[str, float]) -> pd.DataFrame:

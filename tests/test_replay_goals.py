@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from lcsim.hpo_sim.replay import Goal, ReplayConfig, load_preset, preset_settings, replay
-from lcsim.hpo_sim.replay.simulate import replay_goals
+from lcsim.hpo_sim.replay.goals import replay_goals
 from lcsim.hpo_sim.replay.study import run_settings
 from lcsim.tabular.testing import make_table, write_table
 
@@ -87,6 +87,7 @@ GOALS = [Goal(top_percent=5), Goal(top_percent=20, over="all"), Goal(accuracy=0.
     ("smac", ("etr2:p=0.9",), 1, {"n_trees": 10, "n_init": 3}),
     ("random", ("median",), 2, {}),
     ("hyperband", (), 1, {}),
+    ("random", ("lce:min_epochs=3",), 2, {}),  # a predicting rule: its decision log is cut too
 ])
 def test_shared_replays_give_the_times_of_separate_single_goal_replays(
         table, optimizer, rules, workers, options):
@@ -105,8 +106,12 @@ def test_shared_replays_give_the_times_of_separate_single_goal_replays(
             assert (got.reached, got.goal_accuracy) == (alone.reached, alone.goal_accuracy)
             if alone.reached:  # the same run: the same trace, row by row
                 assert got.end_time == alone.end_time
+                assert got.rule_calls == alone.rule_calls
                 for c, v in alone.trace.items():
                     np.testing.assert_array_equal(got.trace[c], v, err_msg=c)
+                for c, v in alone.decisions.items():  # all but the wall seconds per decision
+                    if c != "seconds":
+                        np.testing.assert_array_equal(got.decisions[c], v, err_msg=c)
 
 
 def test_replay_goals_reads_one_run_for_every_goal(table):

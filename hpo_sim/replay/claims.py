@@ -297,7 +297,7 @@ def _untrainable(rows: pd.DataFrame, thr: float) -> np.ndarray:
 
 def _longest_runs(rows: pd.DataFrame) -> pd.DataFrame:
     """Per repeat, the trace rows of the goal whose run went furthest: with shared replays
-    the other goals' traces are prefixes of it (simulate.replay_goals), so counting them too
+    the other goals' traces are prefixes of it (goals.replay_goals), so counting them too
     would count the same proposals twice."""
     n = rows.groupby(["repeat", "goal"]).size().reset_index(name="n")
     keep = n.sort_values("n", kind="stable").groupby("repeat").tail(1)

@@ -12,9 +12,10 @@ Semantics (../shared/DESIGN.md "Replay semantics"):
 - The run ends at the first fully trained config (T epochs) whose final accuracy is at or above
   the goal, or when the time budget (`max_time`, simulated seconds) or the evaluation budget
   (`max_evals` jobs) ends, or when the optimizer has nothing left to propose.
-- Optimizer overhead is not charged (deterministic); `charge_overhead=True` adds the measured
-  wall time of each `ask()` to the simulated time of that worker, and makes runs
-  non-deterministic.
+- Optimizer and rule overhead is not charged (deterministic); `charge_overhead=True` adds the
+  measured wall time of each `ask()` and of each rule decision to the simulated time of that
+  worker, and makes runs non-deterministic. The rules' wall time is measured either way
+  (`RunResult.rule_seconds`, and per decision of a predicting rule in `RunResult.decisions`).
 - Rules see `state.ReplayState`, filled epoch by epoch as the clock reaches each observation
   (nothing later is in it); the optimizer sees a `protocols.Pool` (configs, no curves), the jobs
   pending on the other workers at each ask, and what it is told. Built-in and user methods take
@@ -34,8 +35,8 @@ from .protocols import Job, Pool, ProtocolError
 from .resolve import optimizer_label, resolve_optimizer, resolve_rules, rules_label
 from .state import ReplayState
 
-__all__ = ["GOAL_OVER", "Goal", "ReplayConfig", "RunResult", "replay", "replay_goals",
-           "goal_plan", "read_goals", "candidate_rows", "epoch_costs"]
+__all__ = ["GOAL_OVER", "Goal", "ReplayConfig", "RunResult", "replay", "candidate_rows",
+           "epoch_costs", "TRACE_COLUMNS", "DECISION_COLUMNS"]
 
 GOAL_OVER = ("complete", "all")  # what a percentile goal ranks (Goal.over)
 TRACE_COLUMNS = (
@@ -44,6 +45,13 @@ TRACE_COLUMNS = (
 )
 # off_table: the optimizer's suggestion was not a table config and was mapped to `row`, at
 # unit-cube distance snap_distance (the Optuna bridge; False / 0.0 for pool optimizers)
+
+DECISION_COLUMNS = (
+    "row", "config_id", "epoch", "time", "stop", "predicted", "std", "prob", "reference",
+    "seconds",
+)
+# one row per prediction of a predicting rule (`protocols.Decision`), in the order they were
+# made: simulated time of the observation, the decision and its prediction, wall seconds taken
 
 
 @dataclass(frozen=True)
@@ -158,11 +166,19 @@ class RunResult:
     reached: bool
     goal_accuracy: float
     trace: dict[str, np.ndarray]  # TRACE_COLUMNS -> [n_jobs] arrays, in the order jobs ended
+    # DECISION_COLUMNS -> [n_predictions] arrays; empty unless a rule predicts (`decide`)
+    decisions: dict[str, np.ndarray] = field(default_factory=dict)
+    rule_calls: int = 0  # rule decisions asked in this run
+    rule_seconds: float = 0.0  # their wall time (charged to the clock only with charge_overhead)
+    # at each trace row: rule calls, decisions logged and rule seconds so far ("calls",
+    # "decisions", "rule_seconds" -> [n_jobs]), where `for_goal` cuts a run
+    marks: dict[str, np.ndarray] = field(default_factory=dict)
 
     def for_goal(self, goal_accuracy: float) -> RunResult:
         """This run read for an easier goal (at most `goal_accuracy` of this run when it was
-        reached): the trace up to the first fully trained config at or above it, which is
-        where a run with that goal ends (`replay_goals`). Not reached: the whole run."""
+        reached): the trace, decision log and rule counts up to the first fully trained config
+        at or above it, which is where a run with that goal ends (`goals.replay_goals`). Not
+        reached: the whole run."""
         if self.reached and goal_accuracy > self.goal_accuracy:
             raise ValueError(f"for_goal: {goal_accuracy} is above this run's goal "
                              f"{self.goal_accuracy}, which ended it; replay with the harder goal")
@@ -170,10 +186,19 @@ class RunResult:
             hit = np.flatnonzero(self.trace["complete"].astype(bool)
                                  & (self.trace["accuracy"].astype(float) >= goal_accuracy))
         if not hit.size:
-            return RunResult(float(np.inf), self.end_time, False, goal_accuracy, self.trace)
+            return replace(self, time_to_goal=float(np.inf), reached=False,
+                           goal_accuracy=goal_accuracy)
         k = int(hit[0]) + 1
         t = float(self.trace["time"][k - 1])
-        return RunResult(t, t, True, goal_accuracy, {c: v[:k] for c, v in self.trace.items()})
+        cut = {"trace": {c: v[:k] for c, v in self.trace.items()}}
+        if self.marks:  # fast.py's runs have none: no rule calls, no decisions to cut
+            n = int(self.marks["decisions"][k - 1])
+            cut.update(decisions={c: v[:n] for c, v in self.decisions.items()},
+                       rule_calls=int(self.marks["calls"][k - 1]),
+                       rule_seconds=float(self.marks["rule_seconds"][k - 1]),
+                       marks={c: v[:k] for c, v in self.marks.items()})
+        return replace(self, time_to_goal=t, end_time=t, reached=True,
+                       goal_accuracy=goal_accuracy, **cut)
 
 
 def candidate_rows(table) -> np.ndarray:
@@ -220,6 +245,7 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
     goal = cfg.goal.resolve(table)
     rule = resolve_rules(cfg.rules).new_run()
     judging = bool(rule.rules)
+    predicting = rule.predicting  # ask decide(): the decision with its prediction
     rng = np.random.default_rng(seed)
     features = np.asarray(table.features)
     pool = Pool(features, candidate_rows(table), T, ids, names=_feature_names(table),
@@ -231,6 +257,9 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
     observed = state.acc
     clock, heap = SimClock(), EventHeap()
     out: dict[str, list] = {c: [] for c in TRACE_COLUMNS}
+    log: dict[str, list] = {c: [] for c in DECISION_COLUMNS}
+    calls, rule_seconds = 0, 0.0
+    marks: dict[str, list] = {"calls": [], "decisions": [], "rule_seconds": []}
     idle: list[int] = []
     working = [-1] * cfg.workers  # row each worker trains, -1 when idle (state.running)
     jobs: list = [None] * cfg.workers
@@ -265,8 +294,23 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
         row = job.row
         last = float(acc[row, e - 1])
         state.observe(row, e, last, working)
-        # the curve is a read-only slice of what has been observed: no way to later epochs
-        stopped = judging and e < T and bool(rule.should_stop(observed[row, :e], e, state))
+        stopped = False
+        if judging and e < T:
+            # the curve is a read-only slice of what has been observed: no way to later epochs
+            t0 = _time.perf_counter()
+            if predicting:
+                d = rule.decide(observed[row, :e], e, state)
+                stopped = bool(d.stop)
+            else:
+                stopped = bool(rule.should_stop(observed[row, :e], e, state))
+            dt = _time.perf_counter() - t0
+            calls, rule_seconds = calls + 1, rule_seconds + dt
+            if predicting and not (np.isnan(d.predicted) and np.isnan(d.prob)):
+                for c, v in zip(DECISION_COLUMNS, (row, ids[row], e, t, stopped, d.predicted,
+                                                   d.std, d.prob, d.reference, dt), strict=True):
+                    log[c].append(v)
+            if cfg.charge_overhead:
+                t += dt  # this worker waited for the decision
         if report is not None:
             report(job, e, last)
         diverged = e >= n_rec[row] and e < T
@@ -283,6 +327,8 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
                                         stopped, diverged, complete, last, t, best,
                                         job.distance > 0, job.distance), strict=True):
             out[c].append(v)
+        for c, v in zip(marks, (calls, len(log["row"]), rule_seconds), strict=True):
+            marks[c].append(v)
         if complete and acc[row, T - 1] >= goal:
             reached, ttg = True, t
             break
@@ -297,44 +343,12 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
                                     trace["best_so_far"], np.nan)
     for c, dtype in (("off_table", bool), ("snap_distance", np.float64)):
         trace[c] = trace[c].astype(dtype)  # typed even when no job ended
-    return RunResult(float(ttg), clock.now, reached, goal, trace)
-
-
-def replay_goals(table, cfg: ReplayConfig, goals, seed, *,
-                 costs: np.ndarray | None = None) -> list[RunResult]:
-    """One replay read for several goals: the RunResult `replay(table, replace(cfg, goal=g),
-    seed)` gives, for each g in `goals` (Goal objects), from a single run.
-
-    A run depends on its goal only through its end (optimizers and rules never see the goal),
-    so one run to the hardest goal holds every easier goal's run as a prefix of its trace
-    (`RunResult.for_goal`). The hardest goal that some complete config of the table reaches
-    drives the run (`goal_plan`); a goal above every final accuracy cannot be reached by any
-    run (time +inf, as its own replay gives), so it does not prolong the shared run to the end
-    of the candidates: its result keeps the shared run's trace and end time.
-    """
-    goals = list(goals)
-    if not goals:
-        return []
-    drive, accs, best = goal_plan(table, goals)
-    return read_goals(replay(table, replace(cfg, goal=goals[drive]), seed, costs=costs),
-                      accs, best)
-
-
-def goal_plan(table, goals) -> tuple[int, list[float], float]:
-    """(index of the goal that drives a shared run, each goal's accuracy, the table's best final
-    accuracy): the driver is the hardest goal some complete config reaches, else the hardest."""
-    accs = [g.resolve(table) for g in goals]
-    final = np.asarray(table.final_accuracy, dtype=np.float64)
-    best = float(np.nanmax(final)) if np.isfinite(final).any() else -np.inf
-    reachable = [i for i, a in enumerate(accs) if a <= best] or range(len(accs))
-    return max(reachable, key=lambda i: accs[i]), accs, best
-
-
-def read_goals(run: RunResult, accs: list[float], best: float) -> list[RunResult]:
-    """`run` (driven by the hardest reachable of these goal accuracies) read for each."""
-    return [run if a == run.goal_accuracy else
-            RunResult(np.inf, run.end_time, False, a, run.trace) if a > best else
-            run.for_goal(a) for a in accs]
+    decisions = {c: np.asarray(v, dtype=dtype) for (c, v), dtype in zip(
+        log.items(), (np.int64, np.int64, np.int64, np.float64, bool) + (np.float64,) * 5,
+        strict=True)} if predicting else {}
+    return RunResult(float(ttg), clock.now, reached, goal, trace, decisions, calls,
+                     rule_seconds, {c: np.asarray(v, dtype=dtype) for (c, v), dtype in zip(
+                         marks.items(), (np.int64, np.int64, np.float64), strict=True)})
 
 
 class _JobCheck:
