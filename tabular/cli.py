@@ -1,4 +1,4 @@
-"""`lcsim table ...`: info, curves, validate, merge, import.
+"""`lcsim table ...`: info, curves, validate, merge, repair, import.
 
 DIR may be a table directory, a shipped table name, or "default". Only light modules
 (numpy, pyarrow, pandas) are imported, and only when a command runs.
@@ -44,10 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("dir")
     q.set_defaults(func=_validate)
 
-    q = ts.add_parser("merge", help="compact shards into configs.parquet + curves.parquet")
+    q = ts.add_parser("merge", help="compact the shards into one shard pair")
     q.add_argument("dir")
     q.add_argument("--out", type=Path, default=None, help="new directory (default: in place)")
     q.set_defaults(func=_merge)
+
+    q = ts.add_parser("repair", help="remove duplicate commits (keeps the earliest of each)",
+                      description="Remove configs committed more than once, keeping the "
+                                  "earliest committed copy of each; nothing else changes.")
+    q.add_argument("dir")
+    q.set_defaults(func=_repair)
 
     q = ts.add_parser("import", help="make a table from a long CSV of learning curves",
                       description="Columns: config, epoch, accuracy, seconds, hyperparameters "
@@ -183,6 +189,14 @@ def _merge(a) -> int:
     out = merge_table(a.dir, a.out)
     t = LookupTable.open(out)
     print(f"merged into {out}: {len(t)} configs x {t.epochs} epochs")
+    return 0
+
+
+@_clean
+def _repair(a) -> int:
+    from .maintain import repair_table
+
+    print("\n".join(repair_table(a.dir).lines()))
     return 0
 
 
