@@ -91,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from lcsim.pregen.data import DatasetNotFoundError
-    from lcsim.pregen.runner import RunConfig, run
+    from lcsim.pregen.runner import RunConfig, RunStopped, run
     from lcsim.tabular.schema import TableError
 
     if not args.no_progress:
@@ -108,14 +108,26 @@ def _run(args: argparse.Namespace) -> int:
             dask_scheduler=args.dask_scheduler, progress=not args.no_progress,
             notes=args.notes)
         summary = run(cfg)
+    except RunStopped as e:
+        _print_summary(e.summary, cfg.out)
+        print(f"lcsim pregen run: {e}", file=sys.stderr)
+        return 128 + e.signum
     except (ValueError, TableError, DatasetNotFoundError) as e:
         print(f"lcsim pregen run: {e}", file=sys.stderr)
         return 2
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items())) or "nothing"
-    print(f"pregen: {summary.planned} configs planned ({summary.held_before} already held); "
-          f"this run: {counts}; {summary.oom_retries} OOM retries; "
-          f"{summary.seconds:.1f}s. Table: {cfg.out}")
+    _print_summary(summary, cfg.out)
     return 0
+
+
+def _print_summary(summary, out: str) -> None:
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items())) or "nothing"
+    extra = (f"; {summary.skipped} already committed (not written again)"
+             if summary.skipped else "")
+    if summary.stopped_by:
+        extra += f"; stopped by {summary.stopped_by}, {summary.dropped} in flight dropped"
+    print(f"pregen: {summary.planned} configs planned ({summary.held_before} already held); "
+          f"this run: {counts}; {summary.oom_retries} OOM retries{extra}; "
+          f"{summary.seconds:.1f}s. Table: {out}", flush=True)
 
 
 def _status(args: argparse.Namespace) -> int:
