@@ -31,8 +31,8 @@ import numpy as np
 if TYPE_CHECKING:
     from lcsim.pregen.runner import RunConfig
 
-__all__ = ["build_run_meta", "check_resume", "config_seed", "retrain", "run_config_from_meta",
-           "time_measurement"]
+__all__ = ["build_run_meta", "check_resume", "config_seed", "first_difference", "retrain",
+           "run_config_from_meta", "stored_curve", "time_measurement"]
 
 # Run settings that change what is trained: a resumed run must use the same ones.
 _RESUME_KEYS = ("seed", "batch_size", "max_train", "val_size", "optimizer", "bf16",
@@ -206,9 +206,53 @@ def retrain(table, config_id: int, *, device: str = "cpu", data_root: str | None
     return train_config(space, config, data, spec, device, callback=callback)
 
 
+COMPARED = ("train_loss", "val_loss", "val_accuracy")  # what a re-training must give back
+
+
 def stored_curve(table, config_id: int) -> dict[str, np.ndarray]:
-    """The stored per-epoch columns of one row (recorded epochs only)."""
+    """The stored per-epoch columns COMPARED of one row, recorded epochs only ([k] each)."""
     r = table.row(config_id)
     k = int(table.n_recorded[r])
-    return {"val_accuracy": table.acc[r, :k], "train_loss": table.train_loss[r, :k],
-            "val_loss": table.val_loss[r, :k]}
+    return {"train_loss": table.train_loss[r, :k], "val_loss": table.val_loss[r, :k],
+            "val_accuracy": table.acc[r, :k]}
+
+
+def first_difference(result, stored: dict[str, np.ndarray]) -> str | None:
+    """None if the re-trained epochs equal the stored ones exactly (every COMPARED column,
+    bit for bit, and the same number of epochs as far as it was trained), else a sentence
+    naming the first epoch and column that differ."""
+    got = {c: np.array([getattr(r, c) for r in result.epochs], dtype=np.float64)
+           for c in COMPARED}
+    n_got, n_stored = len(result.epochs), len(stored["val_accuracy"])
+    for e in range(min(n_got, n_stored)):
+        for c in COMPARED:
+            if got[c][e] != stored[c][e]:
+                return (f"epoch {e + 1}: {c} {float(got[c][e])!r} here, "
+                        f"{float(stored[c][e])!r} in the table")
+    if n_got < n_stored and result.status != "complete":
+        return f"{result.status} after {n_got} epochs here; the table has {n_stored}"
+    if n_got > n_stored:
+        return f"{n_got} epochs here; the table recorded {n_stored} ({result.status} here)"
+    return None
+
+
+def platform_notes(meta: dict[str, Any], device: str) -> list[str]:
+    """Why bit-exact equality may not be expected here (empty if nothing differs)."""
+    import torch
+
+    notes = []
+    versions = meta.get("versions") or {}
+    here = torch.__version__.split("+")[0]
+    if versions.get("torch") and versions["torch"].split("+")[0] != here:
+        notes.append(f"the table was made with torch {versions['torch']}, this is {here}")
+    dev = str(meta.get("device", ""))
+    if device == "cpu" and not dev.startswith("cpu"):
+        notes.append(f"the table was made on {dev}; this re-training runs on the CPU")
+    cap = meta.get("cpu_capability")
+    if device == "cpu" and cap and cap != torch.backends.cpu.get_cpu_capability():
+        notes.append(f"the table's CPU kernels were {cap}, here "
+                     f"{torch.backends.cpu.get_cpu_capability()}")
+    if device == "cpu" and not cap:
+        notes.append("the table does not record its CPU kernels (made before lcsim recorded "
+                     "cpu_capability)")
+    return notes
