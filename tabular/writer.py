@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -114,8 +113,11 @@ class ConfigResult:
 
 def _atomic_bytes(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
     """Write a small file atomically; with exclusive, only if `path` does not exist yet
-    (returns False when another process created it first)."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    (returns False when another process created it first). The file gets the usual
+    0666 & ~umask mode (mkstemp's 0600 would hide meta.json from the other users of a
+    shared table)."""
+    tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
