@@ -26,7 +26,11 @@ from . import figures_choi as fc
 from . import figures_live as fl
 from .results import LiveResults, ReplayResults
 
-__all__ = ["FigureItem", "TableItem", "Section", "report_sections", "render_report"]
+__all__ = ["FigureItem", "TableItem", "Section", "report_sections", "render_report", "OUTPUTS"]
+
+# every file render_report may write (glob patterns in the report directory)
+OUTPUTS = ("index.html", "table_*.png", "replay_*.png", "alrs_*.png", "esgd_*.png",
+           "epbt_*.png")
 
 
 @dataclass(frozen=True)

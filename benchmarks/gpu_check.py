@@ -187,7 +187,8 @@ def table_readme(table: Path, a: argparse.Namespace, env: dict) -> list[str]:
     lines = []
     if not (table / "meta.json").exists():
         return ["no table was started"]
-    for cmd in (["table", "validate", str(table)], ["table", "info", str(table)]):
+    for cmd in (["table", "validate", "--table", str(table)],
+                ["table", "info", "--table", str(table)]):
         r = subprocess.run([PY, "-m", "lcsim", *cmd], cwd=REPO, env=env, capture_output=True,
                            text=True, timeout=120)
         lines += (r.stdout + r.stderr).strip().splitlines()

@@ -4,17 +4,20 @@ Each stage package has a `cli.py` with `register(subparsers)`; handlers import t
 modules (torch, smac) lazily so `lcsim --help` stays fast. Every user error, in every
 subcommand, ends here: a `lcsim.errors.UserError` is printed as one line
 `lcsim <cmd>: error: <message>` with exit status 2 (argparse's own status and format for a bad
-argument); `--debug` shows its traceback. Shared flags (`--table`, `--out`/`--force`,
-`--device`, `--seed`, `--no-progress`) are defined once in `lcsim.cliargs`.
+argument, which `main` returns instead of exiting); `--debug` shows its traceback. Shared
+flags (`--table`, `--out`/`--force`, `--device(s)`, `--seed`, `--bf16/--no-bf16`,
+`--no-progress`) are defined once in `lcsim.cliargs`.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 import traceback
 
+from lcsim.cliargs import release_outs
 from lcsim.errors import EXIT_USER_ERROR, UserError
 
 __all__ = ["main", "build_parser"]
@@ -39,28 +42,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _STAGES:
         importlib.import_module(name).register(sub)
+    _name_commands(parser)
     return parser
 
 
-_GROUPS = ("pregen", "table", "live")  # commands with actions: `lcsim table merge`
-
-
-def _command_name(argv: list[str]) -> str:
-    """'lcsim table merge' for argv ['table', 'merge', 'DIR', ...], 'lcsim replay' for
-    ['replay', '--table', 'T']."""
-    words = [a for a in argv if not a.startswith("-")]
-    if not words:
-        return "lcsim"
-    return " ".join(["lcsim", *words[:2 if words[0] in _GROUPS else 1]])
+def _name_commands(parser: argparse.ArgumentParser) -> None:
+    """Every (sub)parser records its own name ('lcsim table merge') for the error line; the
+    deepest one parsed wins, as argparse applies a subcommand's defaults after its parent's."""
+    parser.set_defaults(command_name=parser.prog)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                _name_commands(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse printed usage + `lcsim <cmd>: error: ...` (or --help)
+        return 0 if e.code is None else e.code if isinstance(e.code, int) else EXIT_USER_ERROR
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    args.command_line = shlex.join(["lcsim", *argv])  # recorded in outputs' provenance
     try:
         rc = args.func(args)
     except KeyboardInterrupt:
@@ -69,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         if args.debug:
             traceback.print_exc()
-        print(f"{_command_name(argv)}: error: {_one_line(e)}", file=sys.stderr)
+        print(f"{args.command_name}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        release_outs()  # the --out folder this command held
     return int(rc or 0)
 
 

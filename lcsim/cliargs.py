@@ -1,22 +1,29 @@
 """Flags every subcommand spells the same way, and the checks behind them.
 
-    --table T        a table to read: directory, shipped name or 'default'
-    --out DIR        where outputs go; refuses a folder holding results of other settings
-    --force          ... unless given: then the earlier results are removed first
-    --device D       one torch device (cpu, cuda, cuda:1); --devices D1,D2 where several fit
-    --seed S         documented per command as what it seeds
-    --no-progress    no progress bars or log lines
+    --table T          a table to read: directory, shipped name or 'default'
+    --out DIR          where outputs go; refuses a folder holding results of other settings
+    --force            ... unless given: then the earlier results are removed first
+    --device D         one torch device (cpu, cuda, cuda:1); --devices D1,D2 where several fit
+    --seed S           documented per command as what it seeds
+    --bf16/--no-bf16   one spelling for on/off switches (argparse.BooleanOptionalAction)
+    --no-progress      no progress bars or log lines
 
-`check_device` turns a CUDA device on a machine without one into a UserError that says how
-to run on the CPU. `prepare_out` guards output folders: each records the settings that made
-it (`lcsim-run.json`); a re-run with the same settings resumes, other settings are refused
-(naming what would be replaced) unless `force`, which removes the listed results first.
+Counts go through `positive_int` / `nonneg_int` (argparse types whose message names the bad
+value), so `--repeats 0` fails before anything runs. `check_device` turns a CUDA device on a
+machine without one into a UserError that says how to run on the CPU. `prepare_out` guards
+output folders: each records the settings that made it (`lcsim-run.json`); a re-run with the
+same settings resumes, other settings are refused (naming what would be replaced) unless
+`force`, which removes the listed results first.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
+import fcntl
 import json
+import os
+import platform
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,19 +38,28 @@ __all__ = [
     "add_out",
     "add_progress",
     "add_seed",
+    "add_switch",
     "add_table",
     "check_device",
+    "check_devices",
+    "nonneg_int",
+    "positive_int",
     "prepare_out",
+    "release_outs",
 ]
 
 OUT_MARKER = "lcsim-run.json"
+OUT_LOCK = ".lcsim-run.lock"  # held (fcntl) by the command writing the folder
+_HELD: dict[str, int] = {}  # folder -> lock file descriptor, held by this process
 
 
 def add_table(p: argparse.ArgumentParser, *, default: str | None = "default",
-              help: str = "") -> None:
-    p.add_argument("--table", default=default, required=default is None,
-                   help=help or "table directory, shipped table name, or 'default' "
-                                f"(default: {default})")
+              required: bool | None = None, help: str = "") -> None:
+    """--table; required when there is no default, unless `required=False` (optional)."""
+    shown = f" (default: {default})" if default else ""
+    p.add_argument("--table", default=default,
+                   required=default is None if required is None else required,
+                   help=(help or "table directory, shipped table name, or 'default'") + shown)
 
 
 def add_out(p: argparse.ArgumentParser, *, required: bool = False, help: str = "") -> None:
@@ -59,86 +75,181 @@ def add_device(p: argparse.ArgumentParser, *, default: str | None = "cpu") -> No
                                                                  if default else ""))
 
 
-def add_devices(p: argparse.ArgumentParser, *, default: str = "cpu") -> None:
-    p.add_argument("--devices", default=default,
-                   help=f"comma-separated torch devices, e.g. cuda:0,cuda:1 (default {default})")
+def add_devices(p: argparse.ArgumentParser, *, default: str = "cpu", help: str = "") -> None:
+    p.add_argument("--devices", type=_device_list, default=default,
+                   help=(help or "comma-separated torch devices, e.g. cuda:0,cuda:1")
+                   + f" (default {default})")
+
+
+def _device_list(text: str) -> tuple[str, ...]:
+    devs = tuple(d.strip() for d in text.split(",") if d.strip())
+    if not devs:
+        raise argparse.ArgumentTypeError(f"expected comma-separated devices, got {text!r}")
+    return devs
 
 
 def add_seed(p: argparse.ArgumentParser, what: str, *, default: int | None = 0) -> None:
-    p.add_argument("--seed", type=int, default=default, help=f"seeds {what}")
+    shown = "" if default is None else f" (default {default})"
+    p.add_argument("--seed", type=nonneg_int, default=default, help=f"seeds {what}{shown}")
 
 
 def add_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars or log lines")
 
 
-def check_device(device: str) -> str:
+def add_switch(p: argparse.ArgumentParser, name: str, *, default: bool, help: str) -> None:
+    """`--name/--no-name` (one spelling for every on/off flag); `help` says what 'on' does."""
+    p.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=default,
+                   help=f"{help} (default: {'on' if default else 'off'})")
+
+
+def _int_at_least(low: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {v}")
+        return v
+
+    parse.__name__ = what.replace(" ", "_")  # argparse names the type in some messages
+    return parse
+
+
+positive_int = _int_at_least(1, "an integer >= 1")
+nonneg_int = _int_at_least(0, "an integer >= 0")
+
+
+def check_device(device: str, flag: str = "--device") -> str:
     """`device` if torch can use it here, else a UserError naming what is missing."""
     import torch
 
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
-        raise UserError(f"--device {device!r} is not a torch device ({e}); use cpu, cuda or "
+        raise UserError(f"{flag} {device!r} is not a torch device ({e}); use cpu, cuda or "
                         "cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise UserError(f"--device {device}: no CUDA device is visible on this machine; "
-                            "run on the CPU with --device cpu")
+            raise UserError(f"{flag} {device}: no CUDA device is visible on this machine; "
+                            f"run on the CPU with {flag} cpu")
         n = torch.cuda.device_count()
         if dev.index is not None and dev.index >= n:
-            raise UserError(f"--device {device}: this machine has {n} CUDA device(s) "
+            raise UserError(f"{flag} {device}: this machine has {n} CUDA device(s) "
                             f"(cuda:0..cuda:{n - 1})")
     elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError(f"--device {device}: MPS is not available; use --device cpu")
+        raise UserError(f"{flag} {device}: MPS is not available; use {flag} cpu")
     return device
 
 
 def check_devices(devices: Iterable[str]) -> tuple[str, ...]:
-    return tuple(check_device(d) for d in devices)
+    return tuple(check_device(d, "--devices") for d in devices)
 
 
 def prepare_out(out: str | Path, settings: dict[str, Any], *, force: bool,
-                results: Iterable[str] = ()) -> Path:
+                results: Iterable[str] = (), resume: bool = True) -> Path:
     """Create or reuse output folder `out` for a run with `settings` (JSON-able).
 
-    Same settings as recorded: reused (the run resumes). A folder with other settings, or
-    with files but no record: refused with a UserError listing what would be replaced, unless
-    `force`, which first removes `results` (names relative to `out`, the files and folders the
-    command writes) and the record. Files the command does not write are never touched.
+    `results`: the files and folders the command writes, as names or glob patterns relative
+    to `out` ("summary.csv", "traces", "replay_*.png"). Same settings as recorded: reused (the
+    run resumes), or with `resume=False` (a command that rewrites everything) its earlier
+    results are removed first. Results of other settings, or results with no record: refused
+    with a UserError listing what would be replaced, unless `force`, which first removes
+    those results and the record. A folder recorded by another command (the "command" key of
+    `settings`) is refused unless `force`. Files the command does not write are never touched.
+    The folder stays locked by this process until `release_outs()`: another command on it
+    meanwhile is refused.
     """
     d = Path(out)
     if d.exists() and not d.is_dir():
         raise UserError(f"--out {d} is a file; give a directory")
+    d.mkdir(parents=True, exist_ok=True)
+    _lock(d)
     marker = d / OUT_MARKER
     doc = json.loads(json.dumps(settings, sort_keys=True, default=str))
+    old: Any = None
     if marker.exists():
         try:
             old = json.loads(marker.read_text())
         except (OSError, json.JSONDecodeError):
             old = None
-        if old == doc:
-            return d
-    present = sorted(r for r in results if (d / r).exists())
-    if present or marker.exists():
-        if not force:
-            what = ", ".join(present) or OUT_MARKER
+    present = _present(d, results)
+    other = old.get("command") if isinstance(old, dict) else None
+    if other and other != doc.get("command") and not force:  # its results are not ours
+        raise UserError(f"--out {d} holds the results of `{other}`; give this command its "
+                        "own --out")
+    if not (marker.exists() and old == doc):
+        if present and not force:
+            what = ", ".join(present)
             diff = _diff(old if marker.exists() else None, doc)
             raise UserError(f"--out {d} holds results of other settings ({diff}): {what}; "
                             "use a new --out, or --force to replace them")
-        for r in present:
-            p = d / r
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
-    d.mkdir(parents=True, exist_ok=True)
+    elif resume:
+        return d
+    for r in present:
+        p = d / r
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     tmp = marker.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
     tmp.replace(marker)
     return d
 
 
+def _lock(d: Path) -> None:
+    """Hold DIR/.lcsim-run.lock until `release_outs` (the root command calls it when the
+    command ends; the OS releases it when the process dies): two commands writing one
+    folder at once would mix their results."""
+    key = str(d.resolve())
+    if key in _HELD:
+        return
+    fd = os.open(d / OUT_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise UserError(f"--out {d} is in use by another running lcsim command ({holder}); "
+                        "wait for it to finish, or use another --out") from None
+    started = _dt.datetime.now().isoformat(timespec="seconds")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {platform.node()}, started {started}".encode(), 0)
+    _HELD[key] = fd
+
+
+def release_outs() -> None:
+    """Release the output folders this process holds (see `prepare_out`)."""
+    while _HELD:
+        os.close(_HELD.popitem()[1])
+
+
+def _present(d: Path, results: Iterable[str]) -> list[str]:
+    if not d.is_dir():
+        return []
+    found = {p.relative_to(d).as_posix() for r in results for p in d.glob(r)}
+    return sorted(found - {OUT_MARKER})
+
+
 def _diff(old: dict | None, new: dict) -> str:
     if not isinstance(old, dict):
         return "no record of the settings that made them"
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    shown = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:3])
-    return shown + ("; ..." if len(keys) > 3 else "")
+    changes = _changes(old, new, "")
+    return "; ".join(changes[:3]) + ("; ..." if len(changes) > 3 else "")
+
+
+def _changes(a: Any, b: Any, path: str) -> list[str]:
+    """'path: old -> new' for what differs, descending into dicts and same-length lists."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [c for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
+                for c in _changes(a.get(k), b.get(k), f"{path}.{k}" if path else k)]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} -> {len(b)} entries"]
+        return [c for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y
+                for c in _changes(x, y, f"{path}[{i}]")]
+    return [f"{path}: {_short(a)} -> {_short(b)}"]
+
+
+def _short(v: Any, n: int = 60) -> str:
+    r = repr(v)
+    return r if len(r) <= n else r[:n - 3] + "..."

@@ -5,15 +5,36 @@ PresetError, ...) for bad input: a missing or corrupt file, an out-of-range valu
 that is not there. The `lcsim` command prints it as one line, `lcsim <cmd>: error: <message>`,
 and exits with status 2; anything else is a bug and keeps its traceback. In Python the
 subclasses also derive from the builtin they refine (ValueError, FileNotFoundError), so
-callers that caught those keep working.
+callers that caught those keep working. `user_errors()` turns the ValueError of a config
+dataclass's validation (STYLE: validation in __post_init__) into a UserError where a command
+builds the config from what the user typed.
 """
 
 from __future__ import annotations
 
-__all__ = ["UserError", "EXIT_USER_ERROR"]
+import contextlib
+from collections.abc import Iterator
+
+__all__ = ["UserError", "PresetError", "EXIT_USER_ERROR", "user_errors"]
 
 EXIT_USER_ERROR = 2  # argparse's own status for a bad argument
 
 
 class UserError(Exception):
     """Bad input, named in the message; printed without a traceback by the CLI."""
+
+
+class PresetError(UserError, ValueError):
+    """A preset file that cannot be used: the message names the preset, the key and the value."""
+
+
+@contextlib.contextmanager
+def user_errors(*types: type[BaseException]) -> Iterator[None]:
+    """Re-raise `types` (default ValueError) as UserError: for code that validates what the
+    user typed (config dataclasses), never around the work itself, where they are bugs."""
+    try:
+        yield
+    except UserError:
+        raise
+    except tuple(types or (ValueError,)) as e:
+        raise UserError(str(e)) from None

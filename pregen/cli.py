@@ -5,15 +5,26 @@
     lcsim train --space cifar10 --data-root DATA --config '{"c1_filters": 8, ...}'
     lcsim train --table default --id 3       # re-train a table row with the table's recipe
 
-torch is imported inside the handler so `lcsim --help` stays fast.
+Each epoch line is the command's result (its learning curve), printed as it is measured, so
+there is no progress bar to switch off. torch is imported inside the handler so `lcsim --help`
+stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from lcsim.cliargs import (
+    add_device,
+    add_seed,
+    add_switch,
+    check_device,
+    nonneg_int,
+    positive_int,
+)
+from lcsim.errors import UserError, user_errors
 
 __all__ = ["register"]
 
@@ -31,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--table", help="re-train row --id of this table with exactly its recipe "
                                    "(data, split, seed from (seed, id), TrainSpec) and print "
                                    "the curve beside the stored one")
-    p.add_argument("--id", type=int, help="config id of the --table row")
+    p.add_argument("--id", type=nonneg_int, help="config id of the --table row")
     p.add_argument("--dataset", choices=("mnist", "cifar10", "cifar100", "svhn"),
                    help="dataset (default: the space's own)")
     p.add_argument("--data-root", help="torchvision data root (default $LCSIM_DATA_ROOT; for "
@@ -39,17 +50,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--download", action="store_true",
                    help="let torchvision download a missing dataset (needs internet)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--index", type=int, default=0, help="Sobol index of the config")
+    which.add_argument("--index", type=nonneg_int, default=0,
+                       help="Sobol index of the config (default 0)")
     which.add_argument("--config", help="config as JSON text or a path to a JSON file")
-    p.add_argument("--sobol-seed", type=int, default=0, help="scramble seed of the Sobol points")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="epochs (default 2; with --table: the table's T, or its first N)")
-    p.add_argument("--seed", type=int, default=0, help="init / data order / dropout seed")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--val-size", type=int, help="validation examples (default per dataset)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
-    p.add_argument("--channels-last", action="store_true", help="NHWC memory format (CUDA)")
+    p.add_argument("--sobol-seed", type=nonneg_int, default=0,
+                   help="scramble seed of the Sobol points (which config --index names)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="epochs to train (default 2; with --table: the table's T, or its first "
+                        "N)")
+    add_seed(p, "this training run as given: weight init, batch order and dropout (a "
+                "table's configs are trained with a seed derived from (its --seed, config id))")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--val-size", type=positive_int,
+                   help="validation examples (default per dataset)")
+    add_device(p)
+    add_switch(p, "bf16", default=False, help="bf16 autocast on CUDA (ignored on CPU)")
+    add_switch(p, "channels-last", default=False,
+               help="NHWC memory format on CUDA (ignored on CPU)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the config, parameter count and FLOPs; do not train")
     p.set_defaults(func=_train)
@@ -63,40 +80,36 @@ def _load_config(text: str) -> dict:
             src = path.read_text()
         raw = json.loads(src)
     except (OSError, json.JSONDecodeError) as e:
-        raise SystemExit(f"lcsim train: --config {text!r} is neither a JSON object nor a "
-                         f"readable JSON file ({e})") from None
+        raise UserError(f"--config {text!r} is neither a JSON object nor a readable JSON file "
+                        f"({e})") from None
     if not isinstance(raw, dict):
-        raise SystemExit(f"lcsim train: --config must be a JSON object, got {raw!r}")
+        raise UserError(f"--config must be a JSON object, got {raw!r}")
     return raw
 
 
 def _train(args: argparse.Namespace) -> int:
-    from lcsim.pregen.data import DatasetNotFoundError, load_dataset
+    from lcsim.pregen.data import load_dataset
     from lcsim.pregen.models import build_model, count_params, forward_flops
     from lcsim.pregen.trainer import TrainSpec, seeds, train_config
-    from lcsim.tabular.spaces import ConfigError, get_space
+    from lcsim.tabular.spaces import get_space
 
+    check_device(args.device)
     if args.table is not None or args.id is not None:
         return _train_row(args)
     if args.space is None:
-        raise ConfigError("lcsim train needs --space (or --table T --id I)")
+        raise UserError("lcsim train needs --space (or --table T --id I)")
     if args.epochs is None:
         args.epochs = 2
     space = get_space(args.space)
-    try:
+    with user_errors():  # ConfigError is a UserError; TrainSpec's checks raise ValueError
         if args.config is not None:
             config = space.validate(_load_config(args.config))
             origin = "--config"
         else:
-            if args.index < 0:
-                raise ConfigError(f"--index must be >= 0, got {args.index}")
             config = space.config_at(args.index, args.sobol_seed)
             origin = f"Sobol index {args.index} (seed {args.sobol_seed})"
         spec = TrainSpec(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                          bf16=args.bf16, channels_last=args.channels_last)
-    except (ConfigError, ValueError) as e:
-        print(f"lcsim train: {e}", file=sys.stderr)
-        return 2
     print(f"space {space.name}, {origin}: {space.to_json(config)}")
     dataset = args.dataset or space.name
     if args.dry_run:
@@ -107,15 +120,9 @@ def _train(args: argparse.Namespace) -> int:
         print(f"params {count_params(model):,}  forward FLOPs/example "
               f"{forward_flops(model, in_shape):,}")
         return 0
-    try:
+    with user_errors():  # a --val-size the split cannot give
         data = load_dataset(dataset, args.data_root, download=args.download,
                             val_size=args.val_size, device=args.device)
-    except DatasetNotFoundError as e:
-        print(f"lcsim train: {e}", file=sys.stderr)
-        return 2
-    except ValueError as e:
-        print(f"lcsim train: {e}", file=sys.stderr)
-        return 2
     print(f"data {dataset}: {len(data.train_y)} train / {len(data.val_y)} val "
           f"(from the training split) / {len(data.test_y)} test, device {data.device}")
     print(f"{'epoch':>5} {'train_loss':>10} {'val_loss':>10} {'val_acc':>8} "

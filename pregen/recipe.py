@@ -101,7 +101,10 @@ def check_resume(out: str | os.PathLike, meta: dict[str, Any]) -> None:
     path = Path(out) / META_FILE
     if not path.exists():
         return
-    old = json.loads(path.read_text())
+    try:
+        old = json.loads(path.read_text())
+    except ValueError as e:
+        raise TableError(f"{path}: not valid JSON ({e})") from None
     diff = [f"{k}: {old[k]!r} in the table, {meta.get(k)!r} now" for k in _RESUME_KEYS
             if k in old and old[k] != meta.get(k)]
     if diff:

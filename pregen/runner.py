@@ -319,9 +319,13 @@ def run(cfg: RunConfig) -> RunSummary:
     """
     from lcsim.pregen.lifecycle import Stopped, StopSignals
     from lcsim.tabular.lock import RangeLock
+    from lcsim.tabular.writer import check_table_dir, held_ids
 
     t0 = time.perf_counter()
     summary = RunSummary()
+    # a folder of other files, or unreadable shards, are refused before the lock is written
+    check_table_dir(cfg.out)
+    held_ids(cfg.out)
     with StopSignals() as stop:
         lock = RangeLock(cfg.out, cfg.ids)
         try:
@@ -349,8 +353,11 @@ def _run_locked(cfg: RunConfig, lock, stop, summary: RunSummary) -> None:
     from lcsim.tabular.spaces import get_space
     from lcsim.tabular.writer import TableWriter
 
+    from lcsim.errors import user_errors
+
     space = get_space(cfg.space)
-    probe = load_run_data(cfg, "cpu")  # shapes and split sizes for planning and metadata
+    with user_errors():  # a data root, dataset or --val-size that cannot work
+        probe = load_run_data(cfg, "cpu")  # shapes and split sizes for planning and metadata
     if cfg.dask_scheduler is not None:
         desc = f"{cfg.devices[0]} on dask.distributed workers (scheduler {cfg.dask_scheduler})"
     else:

@@ -4,9 +4,11 @@
     lcsim pregen run ... --devices cuda:0,cuda:1 --workers-per-device 4    # a GPU box
     lcsim pregen run ... --index-range 0:10000                             # split by hand
     lcsim pregen run ... --dask-scheduler tcp://HOST:8786                  # a Dask cluster
-    lcsim pregen status DIR [--n-configs N]
+    lcsim pregen status --table DIR [--n-configs N]       # alias of `lcsim table status`
 
-Re-running the same `run` command resumes: configs the directory holds are skipped.
+Re-running the same `run` command resumes: configs the directory holds are skipped. `--out`
+is the table itself, so unlike other commands' outputs there is no `--force`: a table of other
+settings is refused and never deleted for you (it may hold days of GPU time).
 torch, dask and pyarrow are imported inside the handlers so `lcsim --help` stays fast.
 """
 
@@ -16,6 +18,18 @@ import argparse
 import logging
 import sys
 
+from lcsim.cliargs import (
+    add_devices,
+    add_progress,
+    add_seed,
+    add_switch,
+    add_table,
+    check_devices,
+    nonneg_int,
+    positive_int,
+)
+from lcsim.errors import user_errors
+
 __all__ = ["register"]
 
 
@@ -24,17 +38,14 @@ def _range(text: str) -> tuple[int, int]:
     try:
         if not sep:
             raise ValueError
-        return int(a), int(b)
+        lo, hi = int(a), int(b)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--index-range must be A:B (ids A..B-1), got {text!r}") from None
-
-
-def _devices(text: str) -> tuple[str, ...]:
-    devs = tuple(d.strip() for d in text.split(",") if d.strip())
-    if not devs:
-        raise argparse.ArgumentTypeError(f"--devices must list devices, got {text!r}")
-    return devs
+            f"must be A:B (ids A..B-1), got {text!r}") from None
+    if not 0 <= lo < hi:
+        raise argparse.ArgumentTypeError(f"must be A:B with 0 <= A < B (ids A..B-1), got "
+                                         f"{text!r}")
+    return lo, hi
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,67 +65,74 @@ def register(sub: argparse._SubParsersAction) -> None:
                    choices=("mnist", "cifar10", "cifar100", "svhn"))
     r.add_argument("--data-root", help="torchvision data root (default $LCSIM_DATA_ROOT; for "
                                        "mnist without either: the shipped 10k subset)")
-    r.add_argument("--n-configs", type=int, required=True, help="table size: Sobol ids 0..n-1")
-    r.add_argument("--epochs", type=int, help="T (default 20 for mnist/svhn, 50 for cifar)")
-    r.add_argument("--out", required=True, help="table directory (created or resumed)")
+    r.add_argument("--n-configs", type=positive_int, required=True,
+                   help="table size: Sobol ids 0..n-1")
+    r.add_argument("--epochs", type=positive_int,
+                   help="T (default 20 for mnist/svhn, 50 for cifar)")
+    r.add_argument("--out", required=True,
+                   help="table directory: new or empty (created), or a table of the same "
+                        "settings (resumed)")
     r.add_argument("--index-range", type=_range, metavar="A:B",
                    help="train only ids A..B-1 (split one table over machines by hand)")
-    r.add_argument("--devices", type=_devices, default=("cpu",),
-                   help="comma-separated: cpu, or cuda:0,cuda:1 (one worker group each)")
-    r.add_argument("--workers-per-device", type=int, default=1,
+    add_devices(r, help="comma-separated: cpu, or cuda:0,cuda:1 (one worker group each)")
+    r.add_argument("--workers-per-device", type=positive_int, default=1,
                    help="configs trained at once per device (worker processes)")
-    r.add_argument("--sobol-seed", type=int, default=0, help="scramble seed of the Sobol points")
-    r.add_argument("--seed", type=int, default=0,
-                   help="training seed; each config's is derived from (seed, config id)")
-    r.add_argument("--split-seed", type=int, default=0, help="train/validation split seed")
-    r.add_argument("--val-size", type=int, help="validation examples (default per dataset)")
-    r.add_argument("--max-train", type=int,
+    r.add_argument("--sobol-seed", type=nonneg_int, default=0,
+                   help="scramble seed of the Sobol points (which configs the ids name)")
+    add_seed(r, "training: config i trains with the seed SeedSequence(seed, spawn_key=(i,)) "
+                "(weight init, batch order, dropout), whichever worker trains it")
+    r.add_argument("--split-seed", type=nonneg_int, default=0,
+                   help="train/validation split seed")
+    r.add_argument("--val-size", type=positive_int,
+                   help="validation examples (default per dataset)")
+    r.add_argument("--max-train", type=positive_int,
                    help="use only the first N training examples (tests, CPU tables; recorded)")
-    r.add_argument("--solo-epochs", type=int, default=1,
+    r.add_argument("--solo-epochs", type=positive_int, default=1,
                    help="epochs timed alone per config when configs share a device")
-    r.add_argument("--no-bf16", action="store_true", help="fp32 on CUDA (bf16 autocast is on)")
-    r.add_argument("--no-channels-last", action="store_true", help="NCHW on CUDA")
-    r.add_argument("--max-oom-retries", type=int, default=2,
+    add_switch(r, "bf16", default=True, help="bf16 autocast on CUDA devices (ignored on CPU)")
+    add_switch(r, "channels-last", default=True,
+               help="NHWC memory format on CUDA devices (ignored on CPU)")
+    r.add_argument("--max-oom-retries", type=nonneg_int, default=2,
                    help="retries after CUDA out-of-memory, each at a lower concurrency")
     r.add_argument("--dask-scheduler", metavar="ADDRESS",
-                   help="run the configs as tasks on this dask.distributed scheduler")
+                   help="run the configs as tasks on this dask.distributed scheduler "
+                        "(--devices then names the device of its workers)")
     r.add_argument("--notes", help="free text stored in the table metadata (what it is)")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+    add_progress(r)
     r.set_defaults(func=_run)
 
-    s = psub.add_parser("status", help="complete / diverged / failed / remaining and an ETA")
-    s.add_argument("dir", help="table directory")
-    s.add_argument("--n-configs", type=int,
+    s = psub.add_parser("status", help="complete / diverged / failed / remaining and an ETA "
+                                       "(alias of `lcsim table status`)")
+    add_table(s, default=None, help="table directory being generated")
+    s.add_argument("--n-configs", type=positive_int,
                    help="target table size (default: the one its run recorded)")
     s.set_defaults(func=_status)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lcsim.pregen.data import DatasetNotFoundError
     from lcsim.pregen.runner import RunConfig, RunStopped, run
-    from lcsim.tabular.schema import TableError
 
-    if not args.no_progress:
-        logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    try:
+    with user_errors():
         cfg = RunConfig(
             out=args.out, space=args.space, dataset=args.dataset or args.space,
             data_root=args.data_root, n_configs=args.n_configs, epochs=args.epochs,
             index_range=args.index_range, devices=args.devices,
             workers_per_device=args.workers_per_device, sobol_seed=args.sobol_seed,
             seed=args.seed, split_seed=args.split_seed, val_size=args.val_size,
-            max_train=args.max_train, solo_epochs=args.solo_epochs, bf16=not args.no_bf16,
-            channels_last=not args.no_channels_last, max_oom_retries=args.max_oom_retries,
+            max_train=args.max_train, solo_epochs=args.solo_epochs, bf16=args.bf16,
+            channels_last=args.channels_last, max_oom_retries=args.max_oom_retries,
             dask_scheduler=args.dask_scheduler, progress=not args.no_progress,
             notes=args.notes)
-        summary = run(cfg)
-    except RunStopped as e:
+    if cfg.dask_scheduler is None:  # Dask workers' devices are theirs, not this machine's
+        check_devices(cfg.devices)
+    if not args.no_progress:
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        summary = run(cfg)  # bad tables and datasets raise TableError / DatasetNotFoundError
+    except RunStopped as e:  # SIGINT / SIGTERM: what was done, what was dropped
         _print_summary(e.summary, cfg.out)
         print(f"lcsim pregen run: {e}", file=sys.stderr)
         return 128 + e.signum
-    except (ValueError, TableError, DatasetNotFoundError) as e:
-        print(f"lcsim pregen run: {e}", file=sys.stderr)
-        return 2
     _print_summary(summary, cfg.out)
     return 0
 

@@ -62,17 +62,17 @@ def merge_table(path: str | os.PathLike, out: str | os.PathLike | None = None) -
     target = Path(out) if out is not None else d
     if out is not None and target.exists():
         raise TableError(f"{target}: merge output must not exist yet")
-    lock = RangeLock(d, WHOLE, command=f"lcsim table merge {d}") if out is None else None
+    lock = RangeLock(d, WHOLE, command=f"lcsim table merge --table {d}") if out is None else None
     if lock is not None:
         lock.acquire()
     try:
         rep = validate_table(d)
         if not rep.ok:
-            hint = (f"; `lcsim table repair {d}` removes duplicate commits"
+            hint = (f"; `lcsim table repair --table {d}` removes duplicate commits"
                     if any("duplicate" in e for e in rep.errors) else "")
             raise TableError(f"{d}: refusing to merge an invalid table ({len(rep.errors)} "
                              f"errors; first: {rep.errors[0]}); run `lcsim table validate "
-                             f"{d}`{hint}")
+                             f"--table {d}`{hint}")
         shards = list_shards(d)
         meta, cfg, cur = _read_shards(d, shards)
         if (d / META_FILE).exists():
@@ -166,7 +166,7 @@ def repair_table(path: str | os.PathLike) -> RepairReport:
     """Remove duplicate commits, keeping the earliest committed copy (module docstring)."""
     d = resolve_table(path)
     rep = RepairReport(path=d)
-    with RangeLock(d, WHOLE, command=f"lcsim table repair {d}"):
+    with RangeLock(d, WHOLE, command=f"lcsim table repair --table {d}"):
         pairs = list_shards(d).pairs
         ids_of = {}
         for c, _ in pairs:
@@ -175,7 +175,7 @@ def repair_table(path: str | os.PathLike) -> RepairReport:
                     "config_id").to_numpy()
             except (pa.ArrowInvalid, OSError) as e:
                 raise TableError(f"{c}: not a readable configs shard ({e}); `lcsim table "
-                                 f"validate {d}` lists what is wrong") from None
+                                 f"validate --table {d}` lists what is wrong") from None
         order = sorted(pairs, key=lambda p: (os.stat(p[0]).st_mtime_ns, p[0].name))
         seen: set[int] = set()
         dups: set[int] = set()

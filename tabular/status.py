@@ -1,7 +1,7 @@
 """Progress of a table being generated: counts by status, remaining ids, throughput, ETA.
 
 Reads only the table directory (shard files and their modification times), so it works while
-a generator is writing (`lcsim table status DIR`, alias `lcsim pregen status DIR`).
+a generator is writing (`lcsim table status --table DIR`, alias `lcsim pregen status`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import collections
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -79,7 +78,9 @@ def table_status(directory: str | os.PathLike, n_configs: int | None = None) -> 
     """
     import pyarrow.dataset as ds
 
-    d = Path(directory)
+    from .table import resolve_table
+
+    d = resolve_table(directory)  # names a missing directory, or a file given as a table
     if not (d / META_FILE).exists():
         raise TableError(f"{d}: not a table directory (no {META_FILE}); start it with "
                          "`lcsim pregen run --out DIR`")

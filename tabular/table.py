@@ -51,6 +51,10 @@ from .schema import (
 
 __all__ = ["LookupTable", "resolve_table", "shipped_tables", "DATA_DIR"]
 
+TABLE_LAYOUT = (f"a table is a directory holding {META_FILE} with configs/ and curves/ Parquet "
+                f"shards (or the merged {MERGED_CONFIGS} + {MERGED_CURVES}); give that "
+                "directory")
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 _ARRAYS = ("acc", "train_loss", "val_loss", "train_seconds", "solo_seconds", "eval_seconds")
 # curves column -> dense array attribute
@@ -91,6 +95,8 @@ def resolve_table(path: str | os.PathLike) -> Path:
                              "under tabular/data/")
     if "/" not in name and os.sep not in name and (DATA_DIR / name).is_dir():
         return DATA_DIR / name
+    if p.exists():
+        raise TableError(f"{path}: is a file, not a table; {TABLE_LAYOUT}")
     raise TableError(f"{path}: no such table directory, and not a shipped table name "
                      f"(shipped: {shipped_tables() or 'none'}; or 'default')")
 
@@ -153,7 +159,7 @@ class LookupTable:
         shards = list_shards(d)
         if not shards.pairs:
             raise TableError(f"{d}: no committed shards (no configs/*.parquet or "
-                             "configs.parquet)")
+                             f"{MERGED_CONFIGS}); {TABLE_LAYOUT}")
         key = _cache.cache_key(shards.files() + [d / META_FILE]) if cache else ""
         hit = _cache.load(d, key) if cache else None
         if hit is not None:
@@ -454,7 +460,7 @@ def _read_shards(d: Path, shards) -> tuple[dict, pa.Table, pa.Table]:
         cur = cur.cast(curves_schema())
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
         raise TableError(f"{d}: shards have differing or wrong column types ({e}); run "
-                         f"`lcsim table validate {d}` for details") from None
+                         f"`lcsim table validate --table {d}` for details") from None
     return meta, cfg, cur
 
 
@@ -474,7 +480,7 @@ def _refuse_duplicates(d: Path, shards, cfg: pa.Table) -> None:
     ids_text = ", ".join(map(str, dup[:10].tolist())) + (" ..." if len(dup) > 10 else "")
     raise TableError(f"{d}: {len(dup)} config id(s) committed more than once: {ids_text}; "
                      f"in {'; '.join(where[:6])}{' ...' if len(where) > 6 else ''}. A table "
-                     f"holds each config once: run `lcsim table repair {d}` (keeps the "
+                     f"holds each config once: run `lcsim table repair --table {d}` (keeps the "
                      "earliest committed copy of each, removes the others)")
 
 

@@ -1,4 +1,4 @@
-"""Full check of a table directory (`lcsim table validate DIR`).
+"""Full check of a table directory (`lcsim table validate --table DIR`).
 
 `validate_table(dir)` returns a Report of errors and warnings; each error names the file,
 the column and the (0-based) row in that file. Checked: every file is readable Parquet

@@ -20,10 +20,13 @@ commit in a locked range, so the check cannot race with another commit of the sa
 
 A table merged by an older lcsim (`configs.parquet` + `curves.parquet` at the top of the
 directory) is refused for appending: its rows would split between two layouts, and a reader
-of one folder would get part of the table. `lcsim table merge DIR` moves them into the folders.
+of one folder would get part of the table. `lcsim table merge --table DIR` moves them into
+the folders.
 
-The first writer records the table metadata in `meta.json` (created atomically: temp file +
-hard link, which fails if another writer got there first); every shard also carries its
+A writer starts only in a new or empty directory or in a table (`check_table_dir`): a folder
+of other files is refused before anything is written into it. The first writer records the
+table metadata in `meta.json` (created atomically: temp file + hard link, which fails if
+another writer got there first); every shard also carries its
 writer's metadata under the Parquet key `lcsim`. A writer opening a directory whose
 meta.json differs in dataset / space / epochs / seeds / schema version raises TableError.
 """
@@ -47,6 +50,7 @@ import pyarrow.parquet as pq
 
 from .schema import (
     MERGED_CONFIGS,
+    MERGED_CURVES,
     META_FILE,
     STATUSES,
     TableError,
@@ -55,9 +59,10 @@ from .schema import (
     curves_schema,
     list_shards,
     meta_bytes,
+    read_meta,
 )
 
-__all__ = ["ConfigResult", "TableWriter", "held_ids", "write_parquet_atomic"]
+__all__ = ["ConfigResult", "TableWriter", "check_table_dir", "held_ids", "write_parquet_atomic"]
 
 log = logging.getLogger("lcsim.tabular")
 
@@ -189,7 +194,7 @@ class TableWriter:
             raise TableError(
                 f"{self.dir} holds a table merged by an older lcsim ({MERGED_CONFIGS} and "
                 "curves.parquet at the top): appending would split its rows between two "
-                f"layouts. Run `lcsim table merge {self.dir}` once (it moves them into "
+                f"layouts. Run `lcsim table merge --table {self.dir}` once (it moves them into "
                 "configs/ and curves/), then run this command again")
         if lock is not None:
             lock.check()
@@ -197,6 +202,7 @@ class TableWriter:
         self.epochs = int(self.meta["epochs"])
         self.space = _space_of(self.meta)
         self._configs_schema = configs_schema(self.space)
+        check_table_dir(self.dir)
         for sub in ("configs", "curves"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         mpath = self.dir / META_FILE
@@ -344,7 +350,27 @@ def _read_ids(path: Path) -> list[int]:
         return pq.read_table(path, columns=["config_id"]).column("config_id").to_pylist()
     except (pa.ArrowInvalid, OSError) as e:
         raise TableError(f"{path}: a configs shard is unreadable ({e}); run "
-                         f"`lcsim table validate {path.parent.parent}`") from None
+                         f"`lcsim table validate --table {path.parent.parent}`") from None
+
+
+_TABLE_ENTRIES = (META_FILE, "configs", "curves", MERGED_CONFIGS, MERGED_CURVES)
+
+
+def check_table_dir(directory: str | os.PathLike) -> None:
+    """TableError unless `directory` is missing, empty (hidden files aside) or a table (it
+    holds meta.json, configs/, curves/ or a merged pair): a folder of other files is not
+    turned into a table by accident. A table may keep the user's own files beside it."""
+    d = Path(directory)
+    if d.exists() and not d.is_dir():
+        raise TableError(f"{d}: is a file; a table is a directory (give a new directory)")
+    if not d.is_dir() or any((d / e).exists() for e in _TABLE_ENTRIES):
+        return
+    foreign = sorted(e.name for e in os.scandir(d) if not e.name.startswith("."))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise TableError(f"{d}: not empty and not an lcsim table (it holds {shown}); a table "
+                         f"directory holds {META_FILE} with configs/ and curves/ shards. Give "
+                         "a new or empty directory, or a table to add to")
 
 
 def held_ids(directory: str | os.PathLike) -> set[int]:
@@ -360,8 +386,15 @@ def held_ids(directory: str | os.PathLike) -> set[int]:
 
     try:
         t = ds.dataset([str(f) for f in files], format="parquet").to_table(columns=["config_id"])
-    except (pa.ArrowInvalid, OSError) as e:
-        raise TableError(f"{d}: a configs shard is unreadable ({e}); run "
-                         f"`lcsim table validate {d}`") from None
+    except (pa.ArrowInvalid, OSError):
+        for f in files:  # name the file, without Arrow's internals
+            try:
+                kv = pq.read_schema(f).metadata
+            except (pa.ArrowInvalid, OSError):
+                raise TableError(f"{f}: not a readable Parquet file (truncated or corrupt); "
+                                 f"run `lcsim table validate --table {d}`") from None
+            read_meta(kv, str(f))  # a foreign Parquet file
+        raise TableError(f"{d}: the configs shards cannot be read together; run "
+                         f"`lcsim table validate --table {d}`") from None
     return set(t.column("config_id").to_pylist())
 

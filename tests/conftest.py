@@ -185,3 +185,19 @@ def tiny_mnist_data(tiny_mnist_root):
 def _make_tiny_dataset_fixture():
     """The writer itself, for tests that need other sizes or seeds."""
     return make_tiny_dataset
+
+
+@pytest.fixture
+def user_error(capsys):
+    """`user_error("table info")`: the line `lcsim table info: error: ...` that a CLI user
+    error printed last on stderr (argparse's usage lines may precede it), checked to come
+    without a traceback."""
+
+    def read(command: str) -> str:
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        line = err.strip().splitlines()[-1]
+        assert line.startswith(f"lcsim {command}: error: "), err
+        return line
+
+    return read

@@ -66,9 +66,44 @@ def test_missing_dataset_is_a_message_not_a_traceback(tmp_path, capsys):
     assert rc == 2 and "cifar-10-batches-py" in err and "--download" in err
 
 
-def test_bad_config_text_is_reported():
-    with pytest.raises(SystemExit, match="neither a JSON object"):
-        main(["train", "--space", "mnist", "--config", "{not json", "--dry-run"])
+def test_malformed_config_json_is_a_user_error_with_exit_2(capsys):
+    assert main(["train", "--space", "mnist", "--config", "{not json", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lcsim train: error: --config '{not json' is neither a JSON object")
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_cuda_device_without_cuda_says_how_to_run_on_cpu(user_error):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    assert main(["train", "--space", "mnist", "--device", "cuda", "--epochs", "1"]) == 2
+    assert user_error("train") == ("lcsim train: error: --device cuda: no CUDA device is "
+                                   "visible on this machine; run on the CPU with --device cpu")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--epochs", "0"], "argument --epochs: must be an integer >= 1, got 0"),
+    (["--index", "-1"], "argument --index: must be an integer >= 0, got -1"),
+    (["--config", "[1, 2]"], "--config must be a JSON object, got [1, 2]"),
+    (["--config", "missing.json"], "--config 'missing.json' is neither a JSON object nor a "
+                                   "readable JSON file"),
+])
+def test_careless_arguments_are_one_line_with_exit_2(user_error, argv, message):
+    assert main(["train", "--space", "mnist", "--dry-run", *argv]) == 2
+    assert message in user_error("train")
+
+
+def test_bf16_is_one_switch_off_by_default_for_train():
+    from lcsim.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["train", "--space", "mnist"]).bf16 is False
+    assert parse(["train", "--space", "mnist", "--bf16"]).bf16 is True
+    assert parse(["pregen", "run", "--space", "mnist", "--n-configs", "1", "--out", "x"]).bf16
+    assert not parse(["pregen", "run", "--space", "mnist", "--n-configs", "1", "--out", "x",
+                      "--no-bf16"]).bf16
 
 
 # --- lcsim train --table T --id I: a row re-trained with the table's recipe ------------------

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 
 from lcsim.cli import main
-from lcsim.cliargs import OUT_MARKER, check_device, prepare_out
+from lcsim.cliargs import OUT_MARKER, check_device, prepare_out, release_outs
 from lcsim.errors import UserError
+
+
+@pytest.fixture(autouse=True)
+def _release():
+    yield
+    release_outs()  # prepare_out called directly holds its folder until released
 
 
 def test_user_error_is_one_line_with_exit_2(capsys, tmp_path):
@@ -53,3 +59,48 @@ def test_cuda_device_without_cuda_says_how_to_run_on_cpu():
     with pytest.raises(UserError, match="not a torch device"):
         check_device("gpu0")
     assert check_device("cpu") == "cpu"
+
+
+def test_prepare_out_globs_and_rewrite_mode(tmp_path):
+    d = tmp_path / "out"
+    results = ["index.html", "table_*.png"]
+    prepare_out(d, {"a": 1}, force=False, results=results, resume=False)
+    for name in ("index.html", "table_a.png", "table_b.png", "mine.png"):
+        (d / name).write_text("x")
+    # same settings, a command that rewrites everything: its own earlier files go first
+    prepare_out(d, {"a": 1}, force=False, results=results, resume=False)
+    assert sorted(p.name for p in d.iterdir() if not p.name.startswith(".")) == [
+        OUT_MARKER, "mine.png"]
+
+
+def test_refusal_names_the_setting_that_changed(tmp_path):
+    d = tmp_path / "out"
+    old = {"seed": 0, "settings": [{"goal": "top5%", "rules": []}, {"goal": "top5%"}]}
+    prepare_out(d, old, force=False, results=["s.csv"])
+    (d / "s.csv").write_text("x")
+    new = {"seed": 0, "settings": [{"goal": "top1%", "rules": []}, {"goal": "top5%"}]}
+    with pytest.raises(UserError, match=r"settings\[0\]\.goal: 'top5%' -> 'top1%'\): s\.csv"):
+        prepare_out(d, new, force=False, results=["s.csv"])
+    with pytest.raises(UserError, match=r"settings: 2 -> 1 entries"):
+        prepare_out(d, {**new, "settings": new["settings"][:1]}, force=False,
+                    results=["s.csv"])
+
+
+def test_a_record_without_results_is_simply_replaced(tmp_path):
+    prepare_out(tmp_path, {"a": 1}, force=False, results=["s.csv"])
+    prepare_out(tmp_path, {"a": 2}, force=False, results=["s.csv"])  # nothing to lose
+    assert '"a": 2' in (tmp_path / OUT_MARKER).read_text()
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["replay", "--help"]])
+def test_help_returns_0(capsys, argv):
+    assert main(argv) == 0
+    assert "usage: lcsim" in capsys.readouterr().out
+
+
+def test_a_folder_of_another_command_is_refused(tmp_path):
+    prepare_out(tmp_path, {"command": "lcsim replay", "seed": 0}, force=False,
+                results=["summary.csv"])
+    with pytest.raises(UserError, match="holds the results of `lcsim replay`; give this "
+                                        "command its own --out"):
+        prepare_out(tmp_path, {"command": "lcsim report"}, force=False, results=["*.png"])

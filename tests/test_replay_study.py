@@ -18,8 +18,10 @@ from lcsim.hpo_sim.replay import (
     with_baselines,
     write_outputs,
 )
-from lcsim.hpo_sim.replay.study import PRESET_DIR
+from lcsim.hpo_sim.replay.settings import PRESET_DIR
 from lcsim.tabular.testing import make_table, write_table
+
+from lcsim.errors import PresetError
 
 T = 6
 
@@ -127,7 +129,7 @@ def test_shipped_presets_parse():
         settings = preset_settings(doc)
         n = len(doc["optimizers"]) * len(doc["goals"])
         assert len(settings) == n * len(doc["rules"])  # baselines are in every shipped grid
-    with pytest.raises(FileNotFoundError, match="no preset 'nope'"):
+    with pytest.raises(PresetError, match="no preset .nope."):
         load_preset("nope")
 
 

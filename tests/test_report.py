@@ -176,6 +176,12 @@ def test_render_report_writes_every_figure(table_dir, replay_dir, tmp_path):
                    "epbt_best_hyperparameters.png", "epbt_loss_shapes.png"})
     assert set(done["written"]) == expected and done["skipped"] == []
     _check_pngs(out, expected)
+    # `lcsim report --force` removes exactly these: every file written matches OUTPUTS
+    from fnmatch import fnmatch
+
+    from lcsim.analysis.report import OUTPUTS
+
+    assert all(any(fnmatch(f.name, pat) for pat in OUTPUTS) for f in out.iterdir())
     page = (out / "index.html").read_text()
     assert "Summary per setting" in page and "<table" in page
     assert "Rule audit" in page and "variation %" in page  # ALRS seed table
@@ -208,6 +214,27 @@ def test_cli_report_bad_directory_is_a_clear_error(tmp_path, capsys):
     rc = lcsim(["report", "--esgd", str(tmp_path / "missing"), "--out", str(tmp_path / "r")])
     assert rc == 2
     assert f"ESGD results: {tmp_path / 'missing'} is not a directory" in capsys.readouterr().err
+
+
+def test_cli_report_out_of_other_inputs_needs_force(table_dir, tmp_path, capsys):
+    # which files --force removes is checked by the OUTPUTS contract above and in
+    # test_cliargs; here: the refusal and that the user's own files stay
+    out = tmp_path / "r"
+    base = ["report", "--table", str(table_dir), "--out", str(out)]
+    assert lcsim([*base, "--dpi", "30"]) == 0
+    (out / "my-notes.png").write_bytes(b"mine")
+    assert lcsim([*base, "--dpi", "31"]) == 2
+    err = capsys.readouterr().err
+    assert f"lcsim report: error: --out {out} holds results of other settings (dpi: 30 -> 31)" \
+        in err and "table_learning_curves.png" in err and "--force" in err
+    assert lcsim([*base, "--dpi", "31", "--force"]) == 0
+    assert {p.name for p in out.glob("*.png")} == EXPECTED_TABLE | {"my-notes.png"}
+
+
+def test_cli_report_without_inputs(tmp_path, capsys):
+    assert lcsim(["report", "--out", str(tmp_path / "r")]) == 2
+    assert "lcsim report: error: nothing to report" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_report_from_shipped_table(replay_dir, tmp_path):

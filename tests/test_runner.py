@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from lcsim.pregen.runner import (
     Dispatcher,
@@ -117,6 +118,59 @@ def test_run_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
     assert rc == 2
     assert "index_range 3:9" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()  # nothing written
+
+
+def _pregen_error(user_error, *argv):
+    from lcsim.cli import main
+
+    rc = main(["pregen", "run", "--space", "mnist", "--epochs", "1", "--max-train", "64",
+               "--no-progress", *argv])
+    assert rc == 2
+    return user_error("pregen run")
+
+
+def test_run_into_a_folder_of_foreign_files_refuses_before_writing(tmp_path, user_error):
+    d = tmp_path / "mine"
+    d.mkdir()
+    pd.DataFrame({"a": [1, 2]}).to_parquet(d / "x.parquet")
+    (d / "notes.txt").write_text("mine")
+    line = _pregen_error(user_error, "--n-configs", "1", "--out", str(d))
+    assert "not empty and not an lcsim table (it holds notes.txt, x.parquet)" in line
+    assert sorted(p.name for p in d.iterdir()) == ["notes.txt", "x.parquet"]  # untouched
+    # foreign Parquet where a table's shards go: named, without Arrow's internals
+    (d / "configs").mkdir()
+    os.replace(d / "x.parquet", d / "configs" / "x.parquet")
+    line = _pregen_error(user_error, "--n-configs", "1", "--out", str(d))
+    assert line.endswith(f"{d / 'configs' / 'x.parquet'}: foreign Parquet file, not an lcsim "
+                         "table shard (no 'lcsim' key-value metadata)")
+    assert "FieldRef" not in line and "__fragment_index" not in line
+    assert sorted(p.name for p in d.iterdir()) == ["configs", "notes.txt"]  # no meta.json
+    assert not (d / "curves").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--n-configs", "-3"], "argument --n-configs: must be an integer >= 1, got -3"),
+    (["--n-configs", "9", "--index-range", "5:2"],
+     "argument --index-range: must be A:B with 0 <= A < B (ids A..B-1), got '5:2'"),
+    (["--n-configs", "9", "--epochs", "0"], "argument --epochs: must be an integer >= 1, got 0"),
+    (["--n-configs", "9", "--workers-per-device", "0"],
+     "argument --workers-per-device: must be an integer >= 1, got 0"),
+])
+def test_run_careless_numbers_are_refused(tmp_path, user_error, argv, message):
+    assert message in _pregen_error(user_error, *argv, "--out", str(tmp_path / "t"))
+    assert not (tmp_path / "t").exists()
+
+
+def test_run_on_cuda_without_cuda_says_how_to_run_on_cpu(tmp_path, user_error):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    line = _pregen_error(user_error, "--n-configs", "1", "--devices", "cuda:0",
+                         "--out", str(tmp_path / "t"))
+    assert line.endswith("--devices cuda:0: no CUDA device is visible on this machine; run on "
+                         "the CPU with --devices cpu")
+    assert not (tmp_path / "t").exists()
 
 
 def test_gate_solo_waits_for_epoch_boundaries_and_counts_concurrency():
@@ -260,7 +314,7 @@ def test_index_range_trains_only_its_ids(data_root, tmp_path):
 def test_status_cli_reports_counts_and_eta(reference, capsys):
     from lcsim.cli import main
 
-    assert main(["pregen", "status", str(reference.path), "--n-configs", "10"]) == 0
+    assert main(["pregen", "status", "--table", str(reference.path), "--n-configs", "10"]) == 0
     text = capsys.readouterr().out
     assert f"complete    {int((reference.status == 'complete').sum())}" in text
     assert "remaining   4 of 10" in text and "configs/hour" in text and "eta" in text

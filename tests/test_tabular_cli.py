@@ -25,7 +25,7 @@ def tdir(tmp_path):
 
 
 def test_info_reports_counts_percentiles_and_hours(tdir, capsys):
-    assert main(["table", "info", str(tdir)]) == 0
+    assert main(["table", "info", "--table", str(tdir)]) == 0
     out = capsys.readouterr().out
     assert "configs    20   complete 19   diverged 1" in out
     best = curve(19, np.array([T]))[0]
@@ -36,7 +36,7 @@ def test_info_reports_counts_percentiles_and_hours(tdir, capsys):
 
 
 def test_curves_prints_top_configs(tdir, capsys):
-    assert main(["table", "curves", str(tdir), "--top", "3", "--bottom", "1"]) == 0
+    assert main(["table", "curves", "--table", str(tdir), "--top", "3", "--bottom", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:4] == ["config_id", "selection", "status", "e1"]
     assert [ln.split()[0] for ln in lines[1:]] == ["19", "18", "17", "0"]
@@ -44,21 +44,67 @@ def test_curves_prints_top_configs(tdir, capsys):
 
 def test_curves_export_csv_and_parquet(tdir, tmp_path):
     out = tmp_path / "c.csv"
-    assert main(["table", "curves", str(tdir), "--random", "4", "--seed", "3",
+    assert main(["table", "curves", "--table", str(tdir), "--random", "4", "--seed", "3",
                  "--out", str(out)]) == 0
     df = pd.read_csv(out)
     ids = LookupTable.open(tdir).random_k(4, seed=3)
     assert sorted(df.config_id.unique()) == sorted(ids) and len(df) == 4 * T - (
         T - T // 2 if 4 in ids else 0)
     assert {"dropout", "learning_rate", "val_accuracy", "selection"} <= set(df.columns)
-    assert main(["table", "curves", str(tdir), "--top", "2", "--out",
+    assert main(["table", "curves", "--table", str(tdir), "--top", "2", "--out",
                  str(tmp_path / "c.parquet")]) == 0
     assert len(pd.read_parquet(tmp_path / "c.parquet")) == 2 * T
 
 
 def test_errors_are_messages_not_tracebacks(tmp_path, capsys):
-    assert main(["table", "info", str(tmp_path / "nope")]) == 1
-    assert "no such table directory" in capsys.readouterr().err
+    assert main(["table", "info", "--table", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lcsim table info: error: ") and "no such table directory" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["info", "curves", "validate", "merge", "status"])
+def test_a_parquet_file_is_not_a_table_and_says_what_is(tdir, tmp_path, capsys, user_error,
+                                                        command):
+    export = tmp_path / "top.parquet"
+    assert main(["table", "curves", "--table", str(tdir), "--out", str(export)]) == 0
+    capsys.readouterr()
+    assert main(["table", command, "--table", str(export)]) == 2
+    line = user_error(f"table {command}")
+    assert f"{export}: is a file, not a table; a table is a directory holding meta.json" in line
+
+
+def test_empty_and_missing_directories_are_named(tmp_path, user_error):
+    (tmp_path / "empty").mkdir()
+    assert main(["table", "info", "--table", str(tmp_path / "empty")]) == 2
+    assert "empty: no committed shards" in user_error("table info")
+    assert main(["table", "status", "--table", str(tmp_path / "gone")]) == 2
+    assert "gone: no such table directory" in user_error("table status")
+
+
+def test_validate_exits_1_for_an_invalid_table_and_2_for_a_bad_command(tdir, capsys,
+                                                                       user_error):
+    (tdir / "configs" / "junk.parquet").write_bytes(b"not parquet")
+    assert main(["table", "validate", "--table", str(tdir)]) == 1  # a result: INVALID
+    assert "INVALID" in capsys.readouterr().out
+    assert main(["table", "validate"]) == 2  # no --table: a usage error
+    assert "the following arguments are required: --table" in user_error("table validate")
+
+
+def test_curves_out_is_not_overwritten_without_force(tdir, tmp_path, user_error):
+    out = tmp_path / "c.csv"
+    out.write_text("mine")
+    assert main(["table", "curves", "--table", str(tdir), "--top", "2", "--out", str(out)]) == 2
+    assert "exists; use another name, or --force" in user_error("table curves")
+    assert out.read_text() == "mine"
+    assert main(["table", "curves", "--table", str(tdir), "--top", "2", "--out", str(out),
+                 "--force"]) == 0
+    assert len(pd.read_csv(out)) == 2 * T
+
+
+def test_curves_more_configs_than_the_table_holds(tdir, user_error):
+    assert main(["table", "curves", "--table", str(tdir), "--top", "500"]) == 2
+    assert "k must be in 0..20 (table size), got 500" in user_error("table curves")
 
 
 def test_appending_to_a_merged_table(tdir, tmp_path):

@@ -53,7 +53,7 @@ def test_merge_in_place_keeps_the_users_files(tdir):
     (tdir / "configs" / "README").write_text("mine")
     before = LookupTable.open(tdir, cache=False)
     shards_before = {p.name for p in (tdir / "configs").glob("*.parquet")}
-    assert main(["table", "merge", str(tdir)]) == 0
+    assert main(["table", "merge", "--table", str(tdir)]) == 0
     assert (tdir / "notes.txt").read_text() == "trained on the lab box"
     assert (tdir / "plots" / "acc.png").read_bytes() == b"\x89PNG fake"
     assert (tdir / "configs" / "README").read_text() == "mine"
@@ -92,7 +92,8 @@ def test_a_table_merged_by_an_older_lcsim_is_refused_for_appends_until_merged(td
         shutil.copy(f, old / f"{side}.parquet")
     shutil.copy(new / "meta.json", old / "meta.json")
     before = LookupTable.open(old, cache=False)
-    with pytest.raises(TableError, match=r"merged by an older lcsim .* Run `lcsim table merge "):
+    with pytest.raises(TableError,
+                       match=r"merged by an older lcsim .* Run `lcsim table merge --table "):
         TableWriter(old, make_meta(T))
     merge_table(old)  # converts it: the rows move into the folders
     assert not (old / "configs.parquet").exists() and not (old / "curves.parquet").exists()
@@ -126,7 +127,7 @@ def test_repair_keeps_the_earliest_commit_and_changes_no_other_row(tdir, capsys)
         LookupTable.open(tdir, cache=False)
     assert not validate_table(tdir).ok
 
-    assert main(["table", "repair", str(tdir)]) == 0
+    assert main(["table", "repair", "--table", str(tdir)]) == 0
     out = capsys.readouterr().out
     assert "config id(s) 2, 7 were committed more than once" in out
     assert f"removed 1 duplicate shard(s): {dup_only.name}" in out

@@ -61,7 +61,7 @@ def test_a_written_table_is_valid(tdir, capsys):
     rep = validate_table(tdir)
     assert rep.ok, rep.errors
     assert rep.n_configs == 12 and rep.n_shards == 3
-    assert main(["table", "validate", str(tdir)]) == 0
+    assert main(["table", "validate", "--table", str(tdir)]) == 0
     assert "valid" in capsys.readouterr().out
 
 
@@ -71,7 +71,7 @@ def test_truncated_parquet(tdir, capsys):
     p.write_bytes(data[: len(data) // 2])
     msg = errors(tdir)
     assert p.name in msg and "truncated or corrupt" in msg
-    assert main(["table", "validate", str(tdir)]) == 1
+    assert main(["table", "validate", "--table", str(tdir)]) == 1
     assert "truncated" in capsys.readouterr().out
 
 
@@ -188,7 +188,7 @@ def test_merge_keeps_data_and_compacts(tdir, tmp_path):
 
 def test_merge_in_place(tdir):
     before = LookupTable.open(tdir, cache=False)
-    assert main(["table", "merge", str(tdir)]) == 0
+    assert main(["table", "merge", "--table", str(tdir)]) == 0
     assert [len(list((tdir / s).iterdir())) for s in ("configs", "curves")] == [1, 1]
     np.testing.assert_array_equal(before.acc, LookupTable.open(tdir).acc)
 

@@ -16,12 +16,11 @@ from .rules import (
     parse_rule,
     parse_rules,
 )
+from .settings import check_settings, load_preset, preset_settings
 from .simulate import Goal, ReplayConfig, RunResult, candidate_rows, epoch_costs, replay
 from .study import (
     audit_frame,
     format_summary,
-    load_preset,
-    preset_settings,
     run_settings,
     summarize,
     traces_frame,
@@ -33,7 +32,7 @@ __all__ = [
     "AnyOf", "ETR1", "ETR2", "EventHeap", "Goal", "Hyperband", "Job", "MedianRule", "NoRule",
     "OPTIMIZERS", "Optimizer", "RandomSearch", "ReplayConfig", "ReplayState", "RunResult",
     "SMAC", "SimClock", "StoppingRule", "audit_frame", "audit_run", "audit_runs",
-    "candidate_rows", "epoch_costs", "etr2_tau", "format_summary", "goal_k", "load_preset",
-    "make_optimizer", "parse_rule", "parse_rules", "preset_settings", "replay", "run_settings",
-    "summarize", "traces_frame", "with_baselines", "write_outputs",
+    "candidate_rows", "check_settings", "epoch_costs", "etr2_tau", "format_summary", "goal_k",
+    "load_preset", "make_optimizer", "parse_rule", "parse_rules", "preset_settings", "replay",
+    "run_settings", "summarize", "traces_frame", "with_baselines", "write_outputs",
 ]

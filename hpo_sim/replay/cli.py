@@ -4,6 +4,13 @@
     lcsim replay --table default --optimizer smac --rule etr2:p=0.9 --goal-top 0.5 \
         --repeats 50 --seed 0 --out runs/etr2
     lcsim study --preset readme
+
+Settings are checked against the table before anything runs: ETR-1 at an epoch >= T (it would
+never fire) is an error naming T, a goal above every final accuracy a warning naming the best.
+`--out DIR` records the settings (table, settings, seed) in DIR/lcsim-run.json: re-running the
+same command resumes from DIR/runs/, also with other `--repeats` (repeat r's seed does not
+depend on how many there are); other settings are refused unless `--force`, which removes
+the earlier results first.
 """
 
 from __future__ import annotations
@@ -12,18 +19,20 @@ import argparse
 import os
 import sys
 
-from lcsim.errors import UserError
+from lcsim.cliargs import add_out, add_progress, add_seed, add_table, positive_int, prepare_out
+from lcsim.errors import user_errors
 
 __all__ = ["register"]
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--table", default="default",
-                   help="table directory or shipped table name (default: the shipped 'default')")
-    p.add_argument("--repeats", type=int, default=None, help="replays per setting")
-    p.add_argument("--seed", type=int, default=None,
-                   help="root seed; repeat r uses SeedSequence(seed).spawn(repeats)[r]")
-    p.add_argument("--workers", type=int, default=None,
+def _common(p: argparse.ArgumentParser, repeats_default: str) -> None:
+    add_table(p)
+    p.add_argument("--repeats", type=positive_int, default=None,
+                   help=f"replays per setting (default: {repeats_default})")
+    add_seed(p, "the repeats: repeat r of every setting uses SeedSequence(seed).spawn(repeats)"
+                "[r] for the optimizer's random choices (so a rule and its baseline are "
+                "paired), and the bootstrap CIs use their own stream of seed", default=None)
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="simulated asynchronous workers per run (default 1, as in the paper)")
     p.add_argument("--time", choices=("solo", "measured"), default=None,
                    help="per-epoch seconds: solo (config alone on the device, default) or the "
@@ -33,23 +42,23 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--charge-overhead", action="store_true",
                    help="charge the measured wall time of each ask() (non-deterministic)")
     p.add_argument("--max-time", type=float, default=None, help="time budget, simulated seconds")
-    p.add_argument("--max-evals", type=int, default=None, help="budget of configs per run")
+    p.add_argument("--max-evals", type=positive_int, default=None,
+                   help="budget of configs per run")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--goal", type=float, default=None, help="absolute goal accuracy, e.g. 0.99")
     g.add_argument("--goal-top", type=float, default=None,
                    help="goal = top PERCENT of the table's final accuracies, e.g. 0.5")
-    p.add_argument("--jobs", type=int, default=None,
+    p.add_argument("--jobs", type=positive_int, default=None,
                    help="local processes for the repeats (default: all cores)")
     p.add_argument("--dask-scheduler", default=None,
                    help="address of a Dask scheduler (tcp://host:8786) to run the repeats on")
-    p.add_argument("--audit-top-k", type=int, default=None,
+    p.add_argument("--audit-top-k", type=positive_int, default=None,
                    help="audit: count stopped configs among the table's top k (default: the "
                         "configs at or above the goal)")
-    p.add_argument("--out", default=None,
-                   help="output directory: traces/*.parquet, summary.csv/json, audit.csv; "
-                        "finished runs are kept in OUT/runs/, so re-running an interrupted "
-                        "command resumes")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_out(p, help="output directory: traces/*.parquet, summary.csv/json, audit.csv; "
+                    "finished runs are kept in OUT/runs/, so re-running an interrupted "
+                    "command resumes")
+    add_progress(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,17 +67,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--optimizer", choices=("smac", "random", "hyperband"), action="append",
                    default=None, help="repeatable, to compare optimizers (default: smac)")
     r.add_argument("--rule", action="append", default=[],
-                   help="stopping rule, repeatable (combined: stop if any says stop): none, "
-                        "etr1:tau=3, etr2:p=0.9,q=0.75, median[:variant=vizier|optuna|synetune,"
+                   help="stopping rule, repeatable (combined into one setting: stop if any "
+                        "says stop; the no-rule baseline always runs beside it): etr1:tau=3, "
+                        "etr2:p=0.9,q=0.75, median[:variant=vizier|optuna|synetune,"
                         "grace=0,min_trials=3]")
-    _common(r)
+    _common(r, "50")
     r.set_defaults(func=_replay)
     s = sub.add_parser("study", help="run a preset grid of replay settings (choi-fig4, "
                                      "choi-fig5, readme, or a JSON file)")
     s.add_argument("--preset", required=True, help="preset name or path to a preset JSON file")
-    s.add_argument("--optimizer", action="append", default=None,
-                   help="replace the preset's optimizers (repeatable)")
-    _common(s)
+    s.add_argument("--optimizer", choices=("smac", "random", "hyperband"), action="append",
+                   default=None, help="replace the preset's optimizers (repeatable)")
+    _common(s, "the preset's, else 50")
     s.set_defaults(func=_study)
 
 
@@ -90,16 +100,16 @@ def _overrides(args) -> dict:
 
 
 def _replay(args) -> int:
+    from .settings import rule_set
     from .simulate import Goal, ReplayConfig
     from .study import with_baselines
 
     opts = {k: v for k, v in _overrides(args).items() if v is not None}
-    try:
-        cfgs = [ReplayConfig(optimizer=o, rules=tuple(args.rule),
+    with user_errors():
+        rules = rule_set(args.rule)
+        cfgs = [ReplayConfig(optimizer=o, rules=rules,
                              goal=_goal(args, Goal(top_percent=0.5)), **opts)
                 for o in dict.fromkeys(args.optimizer or ["smac"])]
-    except ValueError as e:
-        raise UserError(e) from None
     return _execute(args, with_baselines(cfgs), repeats=args.repeats or 50,
                     seed=0 if args.seed is None else args.seed, name="replay")
 
@@ -107,20 +117,21 @@ def _replay(args) -> int:
 def _study(args) -> int:
     from dataclasses import replace
 
-    from .study import load_preset, preset_settings, with_baselines
+    from .settings import load_preset, preset_settings
+    from .simulate import ReplayConfig
+    from .study import with_baselines
 
-    try:
-        doc = load_preset(args.preset)
-        if args.optimizer:
-            doc["optimizers"] = args.optimizer
-        settings = preset_settings(doc, **_overrides(args))
+    with user_errors():  # flags first, so that their errors name the flag, not the preset
         goal = _goal(args, None)
-    except (ValueError, FileNotFoundError) as e:
-        raise UserError(e) from None
+        ReplayConfig(**{k: v for k, v in _overrides(args).items() if v is not None})
+    doc = load_preset(args.preset)  # PresetError names the key and value
+    if args.optimizer:
+        doc["optimizers"] = args.optimizer
+    settings = preset_settings(doc, **_overrides(args))
     if goal is not None:  # one goal from the command line replaces the preset's goals
         settings = with_baselines(_dedupe(replace(c, goal=goal) for c in settings))
-    return _execute(args, settings, repeats=args.repeats or int(doc.get("repeats", 50)),
-                    seed=int(doc.get("seed", 0)) if args.seed is None else args.seed,
+    return _execute(args, settings, repeats=args.repeats or doc.get("repeats", 50),
+                    seed=doc.get("seed", 0) if args.seed is None else args.seed,
                     name=doc.get("name", args.preset))
 
 
@@ -134,20 +145,33 @@ def _dedupe(settings):
 
 def _execute(args, settings, *, repeats: int, seed: int, name: str) -> int:
     import time
-    from datetime import UTC, datetime
 
-    from lcsim.tabular.schema import TableError
     from lcsim.tabular.table import LookupTable
 
-    from .study import audit_frame, format_summary, run_settings, summarize, write_outputs
+    from lcsim.provenance import provenance
+
+    from .settings import check_settings
+    from .study import (
+        OUTPUTS,
+        _cfg_dict,
+        audit_frame,
+        format_summary,
+        run_settings,
+        summarize,
+        write_outputs,
+    )
 
     settings = _dedupe(settings)
-    try:
-        table = LookupTable.open(args.table)
-        for c in settings:
-            c.goal.resolve(table)  # a goal the table cannot give fails here, not in a worker
-    except (TableError, ValueError, FileNotFoundError) as e:
-        raise UserError(e) from None
+    table = LookupTable.open(args.table)  # TableError names the path
+    with user_errors():
+        warnings = check_settings(table, settings)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    record = {"command": args.command_name, "table": str(table.path or args.table),
+              "table_configs": len(table), "seed": seed,
+              "settings": [_cfg_dict(c) for c in settings]}
+    if args.out:  # refuse before computing; --repeats may change (runs are reused)
+        prepare_out(args.out, record, force=args.force, results=OUTPUTS)
     jobs = args.jobs or min(os.cpu_count() or 1, repeats * len(settings))
     ref = args.table if (jobs > 1 or args.dask_scheduler) and table.path else table
     print(f"{name}: {len(settings)} settings x {repeats} repeats on {table!r}", file=sys.stderr)
@@ -164,9 +188,9 @@ def _execute(args, settings, *, repeats: int, seed: int, name: str) -> int:
     print(f"\n{len(settings) * repeats} replays in {wall:.1f} s wall "
           f"({jobs} job{'s' if jobs > 1 else ''}); times are simulated from the table")
     if args.out:
-        prov = {"command": " ".join(sys.argv), "name": name, "table": str(table.path or ""),
-                "table_meta": table.meta, "repeats": repeats, "seed": seed,
-                "wall_seconds": wall, "finished_utc": datetime.now(UTC).isoformat()}
+        prov = provenance(command=args.command_line, name=name,
+                          table=record["table"], table_meta=table.meta, repeats=repeats,
+                          seed=seed, jobs=jobs, wall_seconds=wall, warnings=warnings)
         d = write_outputs(args.out, settings, results, summary, audit, prov)
         print(f"wrote {d}/summary.csv, summary.json, audit.csv, traces/*.parquet")
     return 0

@@ -28,9 +28,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lcsim.errors import UserError
+
 from .audit import audit_run, goal_k
 from .fast import eligible, random_search_runs
-from .simulate import Goal, ReplayConfig, RunResult, epoch_costs, replay
+from .simulate import ReplayConfig, RunResult, epoch_costs, replay
 
 __all__ = [
     "run_settings",
@@ -40,12 +42,11 @@ __all__ = [
     "write_outputs",
     "format_summary",
     "with_baselines",
-    "load_preset",
-    "preset_settings",
-    "PRESET_DIR",
+    "OUTPUTS",
 ]
 
-PRESET_DIR = Path(__file__).resolve().parent / "presets"
+# what `write_outputs` (and run_settings' resume folder, "runs") put in an output directory
+OUTPUTS = ("runs", "traces", "summary.csv", "summary.json", "audit.csv")
 
 # ----- running ---------------------------------------------------------------------------------
 _TABLE: Any = None  # the table of this worker process (set by _init_worker)
@@ -145,7 +146,11 @@ def run_settings(
         elif scheduler:
             from distributed import Client
 
-            with Client(scheduler) as client:
+            try:
+                client = Client(scheduler)
+            except OSError as e:  # a mistyped address or a scheduler that is not running
+                raise UserError(f"--dask-scheduler {scheduler}: cannot connect ({e})") from None
+            with client:
                 ref = table_ref
                 if not isinstance(table_ref, str | os.PathLike):
                     ref = client.scatter(table_ref, broadcast=True)
@@ -339,22 +344,30 @@ def _time_unit(t: float) -> tuple[float, str]:
 def write_outputs(out: str | os.PathLike, settings: Sequence[ReplayConfig],
                   results: Sequence[Sequence[RunResult]], summary: pd.DataFrame,
                   audit: pd.DataFrame | None, provenance: dict[str, Any]) -> Path:
-    """DIR/traces/<nn>.parquet (one per setting, with its settings in the file metadata),
-    DIR/summary.csv, DIR/summary.json (summary + audit + settings + provenance), DIR/audit.csv."""
+    """DIR/traces/<nnn>.parquet (one per setting, with its settings in the file metadata),
+    DIR/summary.csv, DIR/summary.json (summary + audit + settings + provenance), DIR/audit.csv
+    (when a setting has rules). Trace files of settings beyond these (an earlier run's) are
+    removed, so a reader of DIR sees this run only."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     d = Path(out)
     (d / "traces").mkdir(parents=True, exist_ok=True)
     cfg_dicts = [_cfg_dict(c) for c in settings]
+    names = [f"{i:03d}.parquet" for i in range(len(settings))]
     for i, (cfg, rs) in enumerate(zip(settings, results, strict=True)):
         t = pa.Table.from_pandas(traces_frame(cfg, rs), preserve_index=False)
         meta = {b"lcsim_replay": json.dumps({"setting": cfg_dicts[i], **provenance}).encode()}
-        _atomic(d / "traces" / f"{i:03d}.parquet",
+        _atomic(d / "traces" / names[i],
                 lambda p, t=t, meta=meta: pq.write_table(t.replace_schema_metadata(meta), p))
+    for old in (d / "traces").glob("*.parquet"):  # traces of an earlier, larger study
+        if old.name not in names:
+            old.unlink(missing_ok=True)
     _atomic(d / "summary.csv", lambda p: summary.to_csv(p, index=False))
-    if audit is not None:
+    if audit is not None and len(audit):
         _atomic(d / "audit.csv", lambda p: audit.to_csv(p, index=False))
+    else:  # no setting with rules: no audit (and none of an earlier run)
+        (d / "audit.csv").unlink(missing_ok=True)
     doc = {"provenance": provenance, "settings": cfg_dicts,
            "summary": json.loads(summary.to_json(orient="records")),
            "audit": None if audit is None else json.loads(audit.to_json(orient="records"))}
@@ -373,42 +386,3 @@ def _cfg_dict(cfg: ReplayConfig) -> dict[str, Any]:
     d["goal"] = str(cfg.goal)
     d["rules"] = list(cfg.rules)
     return d
-
-
-# ----- presets ---------------------------------------------------------------------------------
-def load_preset(name_or_path: str) -> dict[str, Any]:
-    """A preset by name (hpo_sim/replay/presets/NAME.json) or a path to a JSON file."""
-    p = Path(name_or_path)
-    if not p.suffix == ".json" or not p.exists():
-        p = PRESET_DIR / f"{name_or_path}.json"
-    if not p.exists():
-        names = sorted(x.stem for x in PRESET_DIR.glob("*.json"))
-        raise FileNotFoundError(f"no preset {name_or_path!r}: not a JSON file, and not one of "
-                                f"{names}")
-    try:
-        doc = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"preset {p}: invalid JSON ({e})") from None
-    for key in ("optimizers", "rules", "goals"):
-        if key not in doc:
-            raise ValueError(f"preset {p}: missing key {key!r}")
-    doc["_path"] = str(p)
-    return doc
-
-
-def preset_settings(doc: dict[str, Any], **overrides: Any) -> list[ReplayConfig]:
-    """Every (optimizer, rule set, goal) of a preset as a ReplayConfig; `overrides` are
-    ReplayConfig fields (workers, time, ...) that replace the preset's `options`."""
-    opts = {**doc.get("options", {}), **{k: v for k, v in overrides.items() if v is not None}}
-    goals = [g if isinstance(g, Goal) else Goal.parse(str(g)) for g in doc["goals"]]
-    out = []
-    for opt in doc["optimizers"]:
-        for goal in goals:
-            for rules in doc["rules"]:
-                rules = [rules] if isinstance(rules, str) else list(rules)
-                try:
-                    out.append(ReplayConfig(optimizer=opt, rules=tuple(rules), goal=goal,
-                                            **opts))
-                except TypeError as e:
-                    raise ValueError(f"preset {doc.get('_path', doc.get('name'))}: {e}") from None
-    return with_baselines(out)
