@@ -129,7 +129,7 @@ def importable_env(out: Path, dry: bool) -> dict[str, str]:
                 f"raise ImportError('{mod} is hidden by gpu_check --dry-run: the GPU machine "
                 "has none')\n")
         paths.append(str(hide))
-    probe = subprocess.run([PY, "-c", "import lcsim.pregen.runner"], env=env, cwd=REPO,
+    probe = subprocess.run([PY, "-c", "import lcsim.pregen.runner"], env=env, cwd=out,
                            capture_output=True)
     if probe.returncode != 0:  # not installed: the checkout through a folder of symlinks
         site = out / "_site"
@@ -151,12 +151,14 @@ def importable_env(out: Path, dry: bool) -> dict[str, str]:
 def run_step(name: str, argv: list[str], env: dict, log: Path, limit: float,
              stop_gently: bool = False) -> dict:
     """Run one step with a time limit; at the limit SIGTERM (the step's own clean stop, if
-    it has one), then SIGKILL to its process group 30 s later."""
+    it has one), then SIGKILL to its process group 30 s later. Steps run in OUTDIR, not in
+    the checkout, whose top-level lcsim/ folder would shadow the importable package."""
+    cwd = log.parent.parent
     t0 = time.monotonic()
     with open(log, "w") as f:
         f.write("$ " + " ".join("<script>" if "\n" in x else x for x in argv) + "\n")
         f.flush()
-        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         timed_out = False
         try:
@@ -189,8 +191,8 @@ def table_readme(table: Path, a: argparse.Namespace, env: dict) -> list[str]:
         return ["no table was started"]
     for cmd in (["table", "validate", "--table", str(table)],
                 ["table", "info", "--table", str(table)]):
-        r = subprocess.run([PY, "-m", "lcsim", *cmd], cwd=REPO, env=env, capture_output=True,
-                           text=True, timeout=120)
+        r = subprocess.run([PY, "-m", "lcsim", *cmd], cwd=table.parent, env=env,
+                           capture_output=True, text=True, timeout=120)
         lines += (r.stdout + r.stderr).strip().splitlines()
     ids = _held(table, env)
     meta = json.loads((table / "meta.json").read_text())
@@ -199,9 +201,9 @@ def table_readme(table: Path, a: argparse.Namespace, env: dict) -> list[str]:
         f"Made by `benchmarks/gpu_check.py` ({'--dry-run, toy sizes' if a.dry_run else 'GPU'}"
         f") with `lcsim pregen run --index-range {a.index_range}` on {meta.get('device')}, "
         f"code {meta.get('code_revision')}, {meta.get('created')}.\n\n"
-        f"Config ids present ({len(ids)}): {_ranges(ids) or 'none'}. The run goes heaviest "
-        "first with light ones interleaved, so a run stopped at its time budget leaves a "
-        "scattered set; re-running the same command (same --out) resumes the range.\n\n"
+        f"Config ids present ({len(ids)}): {_ranges(ids) or 'none'}. Order of training: "
+        f"{meta.get('order')} (with several workers a run stopped at its time budget leaves a "
+        "scattered set); re-running the same command (same --out) resumes the range.\n\n"
         f"Data: {meta.get('data_source')}; {meta.get('n_train')} train / {meta.get('n_val')} "
         f"validation digits, T = {meta.get('epochs')}; everything else in meta.json.\n")
     return lines + [f"config ids present: {_ranges(ids) or 'none'}"]
@@ -209,7 +211,7 @@ def table_readme(table: Path, a: argparse.Namespace, env: dict) -> list[str]:
 
 def _held(table: Path, env: dict) -> list[int]:
     r = subprocess.run([PY, "-c", "import sys; from lcsim.tabular.writer import held_ids; "
-                        "print(*sorted(held_ids(sys.argv[1])))", str(table)], cwd=REPO,
+                        "print(*sorted(held_ids(sys.argv[1])))", str(table)], cwd=table.parent,
                        env=env, capture_output=True, text=True, timeout=60)
     return [int(v) for v in r.stdout.split()]
 
