@@ -9,6 +9,7 @@ parents, SIGINT / SIGTERM) are in tests/test_runner_processes.py.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -229,6 +230,24 @@ def test_reference_run_records_a_full_table(reference):
     # some config learned something, and accuracies are fractions of the 16 val digits
     assert np.nanmax(t.acc) > 0.2
     np.testing.assert_allclose(t.acc * 16, np.round(t.acc * 16), atol=1e-9)
+
+
+def test_the_metadata_records_the_code_and_the_whole_recipe(reference):
+    import pyarrow.parquet as pq
+
+    from lcsim.provenance import code_revision, package_version
+
+    meta = reference.meta
+    # package version, git revision and its dirty flag, from the one provenance builder
+    assert meta["lcsim"] == package_version() and meta["code_revision"] == code_revision()
+    assert meta["code_revision"].startswith("git:")  # the tests run from a checkout
+    assert meta["train_spec"] == {**meta["train_spec"], "batch_size": 128, "optimizer": "adam",
+                                  "epochs": 2, "bf16": False, "channels_last": False}
+    assert {"lr", "l2_weight", "seed"}.isdisjoint(meta["train_spec"])  # per config
+    assert meta["cpu_capability"] and meta["versions"]["torch"]
+    shard = next((reference.path / "configs").glob("*.parquet"))
+    in_shard = json.loads(pq.read_schema(shard).metadata[b"lcsim"])
+    assert in_shard["code_revision"] == meta["code_revision"]
 
 
 def test_rerun_skips_held_configs(reference, data_root):
