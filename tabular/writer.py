@@ -331,18 +331,44 @@ class _HeldIndex:
         self.ids: Counter = Counter()
 
     def refresh(self) -> set[int]:
-        files = {str(c): c for c, _ in list_shards(self.dir).pairs}
+        files = {}
+        with os.scandir(self.dir / "configs") as it:  # only this side: commits live here
+            for e in it:
+                if e.name.endswith(".parquet") and not e.name.startswith("."):
+                    files[e.path] = Path(e.path)
         for gone in set(self.by_file) - set(files):
             self.ids.subtract(self.by_file.pop(gone))
         new = [files[f] for f in files if f not in self.by_file]
+        if len(new) > 20:  # a resumed table: one threaded scan instead of a read per file
+            for f, ids in _scan_ids(new).items():
+                self.add(f, ids)
         for f in new:
-            self.add(f, _read_ids(f))
+            if str(f) not in self.by_file:
+                self.add(f, _read_ids(f))
         return {i for i, n in self.ids.items() if n > 0}
 
     def add(self, path: Path, ids: Sequence[int]) -> None:
         if str(path) not in self.by_file:
             self.by_file[str(path)] = list(ids)
             self.ids.update(ids)
+
+
+def _scan_ids(files: list[Path]) -> dict[Path, list[int]]:
+    """{file: its config ids} in one pyarrow.dataset scan ({} if any file is unreadable: the
+    caller then reads file by file, naming the bad one)."""
+    import pyarrow.dataset as ds
+
+    try:
+        t = ds.dataset([str(f) for f in files], format="parquet").to_table(
+            columns=["config_id", "__filename"])
+    except (pa.ArrowInvalid, OSError):
+        return {}
+    out: dict[Path, list[int]] = {f: [] for f in files}
+    by_name = {str(f): f for f in files}
+    for name, cid in zip(t.column("__filename").to_pylist(),
+                         t.column("config_id").to_pylist(), strict=True):
+        out[by_name[name]].append(cid)
+    return out
 
 
 def _read_ids(path: Path) -> list[int]:
