@@ -138,7 +138,11 @@ def run_config_from_meta(meta: dict[str, Any], *, out: str, data_root: str | Non
         raise TableError(f"{out}: this table was not made by `lcsim pregen run` (generator "
                          f"{meta.get('generator')!r}); it records no training recipe")
     source = str(meta.get("data_source") or "")
-    if data_root is None and not source.startswith(_SHIPPED_DATA):
+    if data_root is None and source.startswith(_SHIPPED_DATA):
+        from lcsim.pregen.data import shipped_mnist_root
+
+        data_root = str(shipped_mnist_root())  # not $LCSIM_DATA_ROOT's MNIST
+    elif data_root is None:
         data_root = source or None
     spec = meta.get("train_spec") or {}
     try:
