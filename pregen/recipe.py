@@ -12,9 +12,9 @@ channels_last, ...) except the per-config ones (learning rate, L2 weight, seed).
 `retrain(table, config_id)` (CLI: `lcsim train --table T --id I`) trains a row again with
 exactly that recipe: the same data (`workers.load_run_data`), the same TrainSpec
 (`workers.run_train_spec`, then the table's `train_spec` over it), the config as stored, its
-derived seed. On the CPU that generated a table (same torch build and CPU kernels, recorded
-as `versions` and `cpu_capability`) the curve comes back bit for bit; on CUDA, up to the
-device's floating-point non-determinism.
+derived seed, and on the CPU the table's torch thread count. On the CPU that generated a
+table (same torch build and CPU kernels, recorded as `versions` and `cpu_capability`) the
+curve comes back bit for bit; on CUDA, up to the device's floating-point non-determinism.
 """
 
 from __future__ import annotations
@@ -88,10 +88,22 @@ def build_run_meta(cfg: RunConfig, data, device_desc: str, *, one_worker: bool
         dask=cfg.dask_scheduler is not None,
         training_seed_rule="np.random.SeedSequence(seed, spawn_key=(config_id,))",
         train_spec=spec_record(run_train_spec(cfg, cfg.devices[0])),
-        # which CPU kernels torch picked: bit-exact CPU re-training needs the same
+        # which CPU kernels torch picked, and with how many threads: bit-exact CPU
+        # re-training needs the same
         cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        torch_threads=_torch_threads(cfg, one_worker),
         order="by id (one worker)" if one_worker else "heavy/light (order_jobs)",
         notes=cfg.notes)
+
+
+def _torch_threads(cfg: RunConfig, one_worker: bool) -> int | None:
+    """Torch threads a config of this run trains with on the CPU (None: not known here)."""
+    import torch
+    from lcsim.pregen.lifecycle import cpu_threads
+
+    if cfg.dask_scheduler is not None or "cpu" not in cfg.devices:
+        return None
+    return torch.get_num_threads() if one_worker else cpu_threads(cfg)
 
 
 def check_resume(out: str | os.PathLike, meta: dict[str, Any]) -> None:
@@ -210,7 +222,17 @@ def retrain(table, config_id: int, *, device: str = "cpu", data_root: str | None
                          f"{meta.get('n_train')} / {meta.get('n_val')}: not the table's "
                          f"dataset (recorded source: {meta.get('data_source')}); pass "
                          "--data-root")
-    return train_config(space, config, data, spec, device, callback=callback)
+    threads = meta.get("torch_threads")
+    if device != "cpu" or not threads:
+        return train_config(space, config, data, spec, device, callback=callback)
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))  # the table's, for the same reduction order
+    try:
+        return train_config(space, config, data, spec, device, callback=callback)
+    finally:
+        torch.set_num_threads(before)
 
 
 COMPARED = ("train_loss", "val_loss", "val_accuracy")  # what a re-training must give back

@@ -245,6 +245,7 @@ def test_the_metadata_records_the_code_and_the_whole_recipe(reference):
                                   "epochs": 2, "bf16": False, "channels_last": False}
     assert {"lr", "l2_weight", "seed"}.isdisjoint(meta["train_spec"])  # per config
     assert meta["cpu_capability"] and meta["versions"]["torch"]
+    assert meta["torch_threads"] == 1  # conftest's; a CPU re-training uses the same
     shard = next((reference.path / "configs").glob("*.parquet"))
     in_shard = json.loads(pq.read_schema(shard).metadata[b"lcsim"])
     assert in_shard["code_revision"] == meta["code_revision"]
