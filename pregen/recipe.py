@@ -187,6 +187,9 @@ def table_train_spec(meta: dict[str, Any], cfg: RunConfig, device: str, seed: in
                          f"({meta.get('code_revision')})")
     # bf16 / channels_last follow the device, as in the run (workers.run_train_spec)
     recorded = {k: v for k, v in recorded.items() if k not in ("bf16", "channels_last")}
+    for k, v in recorded.items():  # "inf" (workers.spec_record) back to a float
+        if isinstance(getattr(spec, k), float) and isinstance(v, str):
+            recorded[k] = float(v)
     return replace(spec, **recorded)
 
 

@@ -32,6 +32,7 @@ Dask workers see it too):
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -239,8 +240,11 @@ def run_train_spec(cfg: RunConfig, device: str, seed: int = 0):
 
 
 def spec_record(spec) -> dict[str, Any]:
-    """The TrainSpec fields stored in the table metadata (`train_spec`): all but PER_CONFIG."""
-    return {k: v for k, v in asdict(spec).items() if k not in PER_CONFIG}
+    """The TrainSpec fields stored in the table metadata (`train_spec`): all but PER_CONFIG.
+    A non-finite float (max_loss = inf) is written as the string "inf": standard JSON has
+    no Infinity, and other readers of the metadata must be able to parse it."""
+    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in asdict(spec).items() if k not in PER_CONFIG}
 
 
 def load_run_data(cfg: RunConfig, device: str):

@@ -244,6 +244,8 @@ def test_the_metadata_records_the_code_and_the_whole_recipe(reference):
     assert meta["train_spec"] == {**meta["train_spec"], "batch_size": 128, "optimizer": "adam",
                                   "epochs": 2, "bf16": False, "channels_last": False}
     assert {"lr", "l2_weight", "seed"}.isdisjoint(meta["train_spec"])  # per config
+    assert meta["train_spec"]["max_loss"] == "inf"  # standard JSON: no Infinity
+    json.loads((reference.path / "meta.json").read_text(), parse_constant=pytest.fail)
     assert meta["cpu_capability"] and meta["versions"]["torch"]
     assert meta["torch_threads"] == 1  # conftest's; a CPU re-training uses the same
     shard = next((reference.path / "configs").glob("*.parquet"))
