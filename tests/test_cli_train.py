@@ -157,3 +157,22 @@ def test_train_table_errors_name_the_problem(small_table, capsys):
     assert "--table and --id go together" in capsys.readouterr().err
     assert main(["train", "--table", str(small_table), "--id", "0", "--epochs", "9"]) == 2
     assert "the table has epochs 1..3" in capsys.readouterr().err
+
+
+def test_the_shipped_table_row_3_is_reproduced_exactly(tiny_mnist_root, monkeypatch, capsys):
+    import torch
+    from lcsim.tabular.table import LookupTable
+
+    from lcsim.provenance import device_name
+
+    m = LookupTable.open("mnist-10k-cpu").meta
+    made = (m["versions"]["torch"].split("+")[0], m.get("cpu_capability"), m["device"])
+    here = (torch.__version__.split("+")[0], torch.backends.cpu.get_cpu_capability(),
+            device_name("cpu"))
+    if made != here:
+        pytest.skip(f"bit-exact CPU re-training needs the table's torch build and CPU kernels "
+                    f"(table: {made}; here: {here})")
+    monkeypatch.setenv("LCSIM_DATA_ROOT", str(tiny_mnist_root))  # must not replace its data
+    assert main(["train", "--table", "mnist-10k-cpu", "--id", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "reproduced exactly: 20 epoch(s), accuracies and losses equal to the table's" in out
