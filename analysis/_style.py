@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator
 
 __all__ = ["new_figure", "require_columns", "time_unit", "band_stats", "log_if_wide",
-           "plain_log_labels"]
+           "plain_log_labels", "fitted_suptitle", "legend_columns"]
 
 # Seconds per unit, largest first: the first unit the data reaches at least twice is used.
 _TIME_UNITS = (("hours", 3600.0), ("minutes", 60.0), ("seconds", 1.0))
@@ -29,6 +29,24 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 4.2, height: fl
     fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, **subplot_kw)
     return fig, axes
+
+
+def fitted_suptitle(fig: Figure, text: str, fontsize: float = 12.0) -> None:
+    """fig.suptitle, wrapped to the figure's width (constrained layout moves text, it does not
+    shrink or wrap it, so a title wider than a narrow figure would be cut at both sides)."""
+    import textwrap
+
+    chars = max(20, int(fig.get_figwidth() * 72 / (0.6 * fontsize)))  # ~0.6 em per character
+    fig.suptitle(textwrap.fill(text, chars), fontsize=fontsize)
+
+
+def legend_columns(fig: Figure, labels: Iterable[str], fontsize: float = 8.0) -> int:
+    """How many legend entries fit side by side across the figure (at least 1)."""
+    labels = list(labels)
+    if not labels:
+        return 1
+    entry = (max(len(s) for s in labels) * 0.6 * fontsize + 3 * fontsize) / 72  # text + handle
+    return max(1, min(len(labels), int(0.95 * fig.get_figwidth() // entry)))
 
 
 def require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:

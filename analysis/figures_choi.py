@@ -18,7 +18,15 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from ._style import log_if_wide, new_figure, require_columns, time_unit
+from ._style import (
+    fitted_suptitle,
+    legend_columns,
+    log_if_wide,
+    new_figure,
+    plain_log_labels,
+    require_columns,
+    time_unit,
+)
 
 __all__ = [
     "final_accuracy",
@@ -117,8 +125,8 @@ def learning_curves(table, n: int = 100, *, seed: int = 0, title: str | None = N
     axes[0, 0].set_ylim(-0.02, 1.02)
     meta = getattr(table, "meta", None) or {}
     dataset = meta.get("dataset")
-    fig.suptitle(title or f"Learning curves{' of ' + str(dataset) if dataset else ''} "
-                          f"({len(acc)} configs in the table)")
+    fitted_suptitle(fig, title or f"Learning curves{' of ' + str(dataset) if dataset else ''} "
+                                  f"({len(acc)} configs in the table)")
     return fig
 
 
@@ -126,7 +134,8 @@ def final_accuracy_vs_hyperparameters(table, *, params: Sequence[str] | None = N
                                       ncols: int = 3, title: str | None = None) -> Figure:
     """Final validation accuracy against each hyperparameter, one small panel each.
 
-    Learning rate (and any other log-scaled parameter of the table's space; for an imported
+    Learning rate (and any other log-scaled parameter of the table's space, such as
+    lcbench-mlp's batch size and max units; for an imported
     table, any positive parameter spanning two decades or more) gets a log x axis;
     categorical and few-valued integer parameters are spread over their values with a little
     jitter. Diverged configs are drawn as red crosses at their last finite accuracy.
@@ -163,8 +172,9 @@ def final_accuracy_vs_hyperparameters(table, *, params: Sequence[str] | None = N
             ax.set_xlim(col.min() - 0.6, col.max() + 0.6)
         else:
             x = col.to_numpy(dtype=float)
-            if param is not None and param.kind == "logfloat":
+            if param is not None and param.log:
                 ax.set_xscale("log")
+                plain_log_labels(ax.xaxis)  # 16..512: 20, 50, 100, not overlapping 2x10^1
             elif param is None:  # imported table: log when positive and >= 2 decades wide,
                 log_if_wide(ax, "x", x, decades=2.0)  # the rule tabular's importer uses
         ax.scatter(x[~div], y[~div], s=6, alpha=0.5, lw=0, color="tab:blue")
@@ -182,8 +192,9 @@ def final_accuracy_vs_hyperparameters(table, *, params: Sequence[str] | None = N
     if div.any():
         handles.append(Line2D([], [], ls="", marker="x", color="tab:red",
                               label=f"diverged, last finite epoch ({int(div.sum())})"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
-    fig.suptitle(title or "Final validation accuracy against each hyperparameter")
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8,
+               ncols=legend_columns(fig, [h.get_label() for h in handles]))
+    fitted_suptitle(fig, title or "Final validation accuracy against each hyperparameter")
     return fig
 
 
@@ -241,8 +252,9 @@ def time_to_goal_distributions(summary: pd.DataFrame, *, rule_col: str = "rules"
                     Line2D([], [], color=_BASELINE_COLOR, ls="--", label="no-rule median")]
     if any(r != baseline for r in rules):
         handles.append(Patch(facecolor=_RULE_COLOR, alpha=0.35, label="with stopping rule"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8)
-    fig.suptitle(title or "Distribution of simulated time to reach the goal accuracy")
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8,
+               ncols=legend_columns(fig, [h.get_label() for h in handles]))
+    fitted_suptitle(fig, title or "Distribution of simulated time to reach the goal accuracy")
     return fig
 
 
@@ -323,5 +335,5 @@ def best_so_far(traces: pd.DataFrame, *, method_col: str = "optimizer",
         if panel is not None:
             ax.set_title(f"{panel_col} {panel}")
     axes[0, 0].set_ylabel("best validation accuracy so far")
-    fig.suptitle(title or "Best accuracy so far over simulated time")
+    fitted_suptitle(fig, title or "Best accuracy so far over simulated time")
     return fig

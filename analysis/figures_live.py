@@ -4,14 +4,15 @@ Every function takes DataFrames as hpo_sim.live writes them (Parquet records rea
 pandas) and returns a matplotlib Figure; none reads or writes files. Each names the columns it
 needs and raises a ValueError naming any that are missing.
 
-- ALRS (hpo_sim.live.alrs_compare: OUT/runs.parquet, OUT/seed_study.parquet): per-batch
+- ALRS (hpo_sim.live.alrs.compare: OUT/runs.parquet, OUT/seed_study.parquet): per-batch
   loss curves per optimizer, method and seed; the seed study (LR found per LR seed and seed).
-- ESGD (hpo_sim.live.esgd `RunResult.records`, DIR/<method>/records.parquet): one row per
+- ESGD (hpo_sim.live.esgd `ESGDResult.records`, DIR/<method>/records.parquet): one row per
   individual per generation with `fitness` (a loss: lower is better), `selected`, `elite`,
   `offspring`.
-- EPBT (hpo_sim.live.epbt records / lineage, DIR/<method>-seed<s>/*.parquet): one row per
-  individual alive after each generation with `fitness` (validation accuracy: higher is
-  better), `test_accuracy`, `lr`, `h_momentum`, and `h_theta_0..7` for TaylorGLO methods.
+- EPBT (hpo_sim.live.epbt `EPBTResult` records / lineage, DIR/<method>-seed<s>/*.parquet):
+  one row per individual alive after each generation with `fitness` (validation accuracy:
+  higher is better), `test_accuracy`, `lr`, `h_momentum`, and `h_theta_0..7` for TaylorGLO
+  methods.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ _ALRS_ORDER = ("alrs", "standard", "x10", "x0.1", "range_test", "prodigy", "hype
 
 
 def alrs_curves(runs: pd.DataFrame) -> pd.DataFrame:
-    """Long frame of per-batch training losses from hpo_sim.live.alrs_compare's runs table.
+    """Long frame of per-batch training losses from hpo_sim.live.alrs.compare's runs table.
 
     runs: one row per (optimizer, method, seed[, grid lr]) with `curve` (the loss of every
     training batch). Returns columns optimizer, method, seed, lr, batch (1-based),
@@ -278,8 +279,8 @@ def esgd_offspring_share(records: pd.DataFrame, *, method: str = "esgd",
 def epbt_best_curves(records: pd.DataFrame) -> pd.DataFrame:
     """Per method, seed and generation: the fittest individual's row (ties: smaller id).
 
-    The same selection as hpo_sim.live.epbt.summarize (what the paper plots), kept here so a
-    figure needs only the records.
+    The same selection as hpo_sim.live.epbt.summary.summarize (what the paper plots), with
+    every column (the hyperparameter figures need the h_* columns).
     """
     require_columns(records, ["method", "seed", "generation", "epoch", "individual", "fitness",
                               "test_accuracy"], "epbt_best_curves")
@@ -359,9 +360,9 @@ def epbt_best_hyperparameters(records: pd.DataFrame, *, method: str = "epbt",
 def taylorglo_binary_loss(theta: Sequence[float], p: np.ndarray) -> np.ndarray:
     """TaylorGLO loss [m] in the 2-D binary projection: label (1, 0), prediction (p, 1 - p)
     for each predicted probability p [m] of the true class (EPBT Figure 5, after
-    Gonzalez & Miikkulainen). Computed by hpo_sim.live.taylorglo, the loss used in training."""
+    Gonzalez & Miikkulainen). Computed by hpo_sim.live.epbt.taylorglo, the training loss."""
     import torch
-    from lcsim.hpo_sim.live.taylorglo import taylorglo_from_probs
+    from lcsim.hpo_sim.live.epbt.taylorglo import taylorglo_from_probs
 
     p = np.asarray(p, dtype=np.float64)
     y = torch.as_tensor(np.stack([p, 1 - p], axis=-1))  # [m, 2]

@@ -75,8 +75,9 @@ def _table_section(table) -> Section:
                    "100 worst by final accuracy (Choi et al., Figs 1-2).",
                    lambda: fc.learning_curves(table)),
         FigureItem("table_hyperparameters.png",
-                   "Final validation accuracy against each hyperparameter (learning rate on a "
-                   "log axis); red crosses are diverged configs at their last finite epoch.",
+                   "Final validation accuracy against each hyperparameter (log-scaled ones, "
+                   "such as the learning rate, on a log axis); red crosses are diverged "
+                   "configs at their last finite epoch.",
                    lambda: fc.final_accuracy_vs_hyperparameters(table)),
     ]
     return sec
@@ -109,7 +110,9 @@ def _replay_section(res: ReplayResults, prefix: str) -> Section:
                                res.summary))
     if res.audit is not None and len(res.audit):
         sec.items.append(TableItem("Rule audit: configs stopped per run, top-k configs among "
-                                   "them, simulated time saved.", res.audit))
+                                   "them, and the training compute the stops skipped "
+                                   "(saved_fraction: a share of training seconds, not of "
+                                   "time to goal).", res.audit))
     return sec
 
 

@@ -6,8 +6,11 @@
 - `load_esgd(DIR)`: `lcsim live esgd` output: DIR/<method>/records.parquet, DIR/summary.csv.
 - `load_epbt(DIR)`: `lcsim live epbt` output: DIR/<method>-seed<s>/{records,lineage}.parquet,
   DIR/summary.csv.
-- `load_alrs(DIR)`: `lcsim live alrs-compare` output (hpo_sim.live.alrs_compare):
-  DIR/runs.parquet, DIR/seed_study.parquet, DIR/summary.parquet.
+- `load_alrs(DIR)`: `lcsim live alrs-compare` output: DIR/runs.parquet,
+  DIR/seed_study.parquet, DIR/summary.parquet.
+
+The live layouts (file names, columns) are defined once beside the code that writes them,
+`lcsim.hpo_sim.live.{esgd,epbt,alrs}.results`, and imported here.
 
 Every loader raises FileNotFoundError naming the directory and the file it expected.
 """
@@ -21,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from lcsim.hpo_sim.live.alrs import results as alrs_layout
+from lcsim.hpo_sim.live.epbt import results as epbt_layout
+from lcsim.hpo_sim.live.esgd import results as esgd_layout
 
 __all__ = [
     "ReplayResults",
@@ -82,9 +88,10 @@ def _need_dir(path: str | os.PathLike, what: str) -> Path:
 
 
 def _rule_label(specs) -> str:
-    from lcsim.hpo_sim.replay.rules import parse_rules
+    # labels as written by the study; a user's rule module need not be importable here
+    from lcsim.hpo_sim.replay.resolve import rules_label
 
-    return str(parse_rules(list(specs or [])))
+    return rules_label(list(specs or []))
 
 
 def load_replay(path: str | os.PathLike) -> ReplayResults:
@@ -149,13 +156,17 @@ def _read_parquets(files: list[Path]) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.exists() else None
+
+
 def load_esgd(path: str | os.PathLike) -> LiveResults:
     """Read `lcsim live esgd` output: every DIR/<method>/records.parquet, concatenated."""
     d = _need_dir(path, "ESGD")
-    files = sorted(d.glob("*/records.parquet"))
+    files = [m / esgd_layout.RECORDS for m in esgd_layout.method_dirs(d)]
     if not files:
-        raise FileNotFoundError(f"ESGD results: no {d}/<method>/records.parquet")
-    summary = pd.read_csv(d / "summary.csv") if (d / "summary.csv").exists() else None
+        raise FileNotFoundError(f"ESGD results: no {d}/<method>/{esgd_layout.RECORDS}")
+    summary = _read_csv(d / esgd_layout.SUMMARY)
     return LiveResults(d, _read_parquets(files), summary)
 
 
@@ -163,32 +174,34 @@ def load_epbt(path: str | os.PathLike) -> LiveResults:
     """Read `lcsim live epbt` output: DIR/<method>-seed<s>/records.parquet (concatenated) and
     lineage.parquet (one frame per run, keyed "<method> seed <s>")."""
     d = _need_dir(path, "EPBT")
-    files = sorted(d.glob("*-seed*/records.parquet"))
-    if not files:
-        raise FileNotFoundError(f"EPBT results: no {d}/<method>-seed<s>/records.parquet")
+    runs = [r for r in epbt_layout.run_dirs(d) if (r / epbt_layout.RECORDS).exists()]
+    if not runs:
+        raise FileNotFoundError(f"EPBT results: no {d}/<method>-seed<s>/{epbt_layout.RECORDS}")
     lineages = {}
-    for f in sorted(d.glob("*-seed*/lineage.parquet")):
-        method, _, seed = f.parent.name.rpartition("-seed")
-        lineages[f"{method} seed {seed}"] = pd.read_parquet(f)
-    summary = pd.read_csv(d / "summary.csv") if (d / "summary.csv").exists() else None
-    return LiveResults(d, _read_parquets(files), summary, lineages)
+    for r in runs:
+        if (r / epbt_layout.LINEAGE).exists():
+            method, seed = epbt_layout.parse_run_dir(r)
+            lineages[f"{method} seed {seed}"] = pd.read_parquet(r / epbt_layout.LINEAGE)
+    summary = _read_csv(d / epbt_layout.SUMMARY)
+    return LiveResults(d, _read_parquets([r / epbt_layout.RECORDS for r in runs]), summary,
+                       lineages)
 
 
 def load_alrs(path: str | os.PathLike) -> LiveResults:
-    """Read `lcsim live alrs-compare --out DIR` output (hpo_sim.live.alrs_compare):
-    DIR/runs.parquet (one row per optimizer, method, seed; `curve` holds the per-batch
-    losses) as `records`, DIR/seed_study.parquet as `extra["seeds"]` (if present) and
-    DIR/summary.parquet as `summary`."""
+    """Read `lcsim live alrs-compare --out DIR` output: DIR/runs.parquet (one row per
+    optimizer, method, seed; `curve` holds the per-batch losses) as `records`,
+    DIR/seed_study.parquet as `extra["seeds"]` (if present) and DIR/summary.parquet as
+    `summary`."""
     d = _need_dir(path, "ALRS")
-    if not (d / "runs.parquet").exists():
-        raise FileNotFoundError(f"ALRS results: no {d / 'runs.parquet'} (write it with "
+    if not (d / alrs_layout.RUNS).exists():
+        raise FileNotFoundError(f"ALRS results: no {d / alrs_layout.RUNS} (write it with "
                                 "`lcsim live alrs-compare --out DIR`)")
-    runs = pd.read_parquet(d / "runs.parquet")
+    runs = pd.read_parquet(d / alrs_layout.RUNS)
     extra = {}
-    if (d / "seed_study.parquet").exists():
-        study = pd.read_parquet(d / "seed_study.parquet")
+    if (d / alrs_layout.SEED_STUDY).exists():
+        study = pd.read_parquet(d / alrs_layout.SEED_STUDY)
         if len(study):
             extra["seeds"] = study
-    summary = (pd.read_parquet(d / "summary.parquet") if (d / "summary.parquet").exists()
+    summary = (pd.read_parquet(d / alrs_layout.SUMMARY) if (d / alrs_layout.SUMMARY).exists()
                else None)
     return LiveResults(d, runs, summary, extra=extra)

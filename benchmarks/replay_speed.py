@@ -24,6 +24,15 @@ time is the stable number), `OMP_NUM_THREADS=1 python benchmarks/replay_speed.py
   iteration; the same facade with n_jobs=1 and max_leaf_nodes=None: 0.167 s CPU per ask.
   choi-fig4 + choi-fig5 (20 settings, 40 runs, 1,016 SMAC iterations): 21.7 s CPU ->
   1,000 runs ~9.1 CPU-min, ~4.5 min with --jobs 2 on two idle cores (extrapolated).
+
+`--loop-repeats N` also times the replay loop per epoch event (random search with the median
+rule and ETR-2 on 1 and 4 workers, goal out of reach, 500 configs per run). Open protocols
+(issue 14: rules see only observed epochs, spec resolution), this script run alternately on
+main (71b727e) and on the change, 3 runs each, `--reps 5 --study-repeats 1 --loop-repeats 3`,
+medians, load avg ~5: SMAC s/iteration new/old 1.00 / 1.00 / 1.00 at h = 50 / 100 / 200
+(lcsim/floor 1.08x / 1.08x / 1.05x both); loop us/event median 15.8 vs 16.6 (1 worker),
+15.3 vs 15.8 (4), ETR-2 6.4 vs 6.8 (1), 5.7 vs 5.9 (4); choi-fig4 + fig5 study CPU 9.7 vs
+9.4 s (1.03x, within the runs' spread 9.3-10.1 s).
 """
 
 from __future__ import annotations
@@ -186,6 +195,27 @@ def per_iteration(table, args) -> None:
           f"({tw:.3f} s wall) per ask; the rest is its local search + bookkeeping")
 
 
+def time_loop(table, repeats: int) -> list[tuple[str, float, int]]:
+    """CPU seconds per epoch event of the replay loop itself: random search with stateful
+    rules (median, ETR-2) on 1 and 4 workers, where no optimizer model hides the loop's cost;
+    one row per setting as (label, seconds per event, events)."""
+    from lcsim.hpo_sim.replay import Goal, ReplayConfig, replay
+
+    out = []
+    for rules in (("median",), ("etr2:p=0.9",)):
+        for workers in (1, 4):
+            # goal out of reach, 500 configs per run: the per-run setup is a small share
+            cfg = ReplayConfig(optimizer="random", rules=rules, goal=Goal(accuracy=1.0),
+                               workers=workers, max_evals=500)
+            events, c0 = 0, time.process_time()
+            for seed in range(repeats):
+                tr = replay(table, cfg, seed).trace
+                events += int(np.sum(tr["epochs"]))
+            out.append((f"random + {rules[0]}, {workers} worker(s)",
+                        (time.process_time() - c0) / events, events))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", type=int, default=20000)
@@ -197,6 +227,8 @@ def main() -> None:
                     help="repeats of each study setting to time (the presets use 50)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--study-only", action="store_true", help="skip the per-iteration timings")
+    ap.add_argument("--loop-repeats", type=int, default=0,
+                    help="also time the replay loop per epoch event over this many runs each")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -206,6 +238,10 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if not args.study_only:
         per_iteration(table, args)
+    if args.loop_repeats:
+        print(f"\nreplay loop, CPU microseconds per epoch event ({args.loop_repeats} runs each)")
+        for label, sec, events in time_loop(table, args.loop_repeats):
+            print(f"  {label:<32} {sec * 1e6:8.2f} us  ({events} events)")
 
     wall, cpu, n_set, iters = time_study(table, args.study_repeats, args.jobs)
     runs = n_set * args.study_repeats

@@ -7,6 +7,7 @@
     --seed S           documented per command as what it seeds
     --bf16/--no-bf16   one spelling for on/off switches (argparse.BooleanOptionalAction)
     --no-progress      no progress bars or log lines
+    --augment OPS      train-time augmentation: `none` or ops `crop,flip,cutout:16`
 
 Counts go through `positive_int` / `nonneg_int` (argparse types whose message names the bad
 value), so `--repeats 0` fails before anything runs. `check_device` turns a CUDA device on a
@@ -33,7 +34,7 @@ from lcsim.errors import UserError
 
 __all__ = [
     "OUT_MARKER",
-    "add_device",
+    "add_augment",    "add_device",
     "add_devices",
     "add_out",
     "add_progress",
@@ -95,6 +96,24 @@ def add_seed(p: argparse.ArgumentParser, what: str, *, default: int | None = 0) 
 
 def add_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars or log lines")
+
+
+def add_augment(p: argparse.ArgumentParser, *, default: str = "none", help: str = "") -> None:
+    """--augment: `none` or comma-separated ops (crop, flip, cutout[:N]) -> a tuple of ops."""
+    p.add_argument("--augment", type=_augment_ops, default=_augment_ops(default),
+                   metavar="OPS",
+                   help=(help or "train-time augmentation: none, or comma-separated ops from "
+                                 "crop, flip, cutout, cutout:N (N x N squares)")
+                   + f" (default {default})")
+
+
+def _augment_ops(text: str) -> tuple[str, ...]:
+    from lcsim.pregen.augment import parse_augment  # no torch at import
+
+    try:
+        return parse_augment(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_switch(p: argparse.ArgumentParser, name: str, *, default: bool, help: str) -> None:

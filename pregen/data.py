@@ -1,4 +1,4 @@
-"""Datasets on the training device: MNIST, CIFAR-10, CIFAR-100, SVHN.
+"""Datasets on the training device: MNIST, CIFAR-10, CIFAR-100, SVHN, digits.
 
 Files are read by torchvision's own dataset classes from a data root (argument, else
 `$LCSIM_DATA_ROOT`), in torchvision's layouts:
@@ -7,6 +7,7 @@ Files are read by torchvision's own dataset classes from a data root (argument, 
     ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}
     ROOT/cifar-100-python/{train,test,meta}
     ROOT/svhn/{train,test}_32x32.mat        (ROOT/{train,test}_32x32.mat is also accepted)
+    ROOT/svhn/extra_32x32.mat               (`svhn-extra`: training split = train + extra)
 
 `download=True` lets torchvision fetch them (internet needed; torchvision checks their md5).
 Loading checks that the files are present but not their md5 (torchvision would re-hash the
@@ -16,14 +17,29 @@ MNIST with no root at all uses the real 10,000-digit subset shipped in
 `pregen/assets/mnist-10k` (8,000 train / 2,000 test, CC BY-SA 3.0, see its README.md),
 decompressed once into `$LCSIM_CACHE_DIR` (default ~/.cache/lcsim).
 
+`digits` is scikit-learn's bundled copy of the UCI optical handwritten digits (1,797 real 8x8
+images, 16 grey levels, 10 classes; `sklearn.datasets.load_digits`, no files, no download; a
+data root is ignored). It has no official test split, so a fixed 360 (20%) are held out as the
+test split (seed 0, the same for every table), leaving 1,437 for training and validation.
+Each image is a row of 64 features, stored as uint8 [N, 64, 1, 1] (grey level 0..16), and
+standardised per feature with the mean and standard deviation of the training split (after
+the validation split; a constant feature gets scale 1), as LCBench's "standardize" does.
+
 Validation comes out of the TRAINING split (a seeded permutation); the test split is never
 used for validation. Default validation sizes (`default_val_size`): MNIST 10,000 (of 60,000),
 CIFAR-10/100 and SVHN 5,000; a training split smaller than 4x that (e.g. the 8,000-digit
-subset, or test fixtures) gives 20% of it to validation (8,000 -> 1,600 val, 6,400 train).
+subset, digits, or test fixtures) gives 20% of it to validation (8,000 -> 1,600 val, 6,400
+train; digits: 1,437 -> 287 val, 1,150 train).
+`val_size=0` keeps the whole training split for training (ESGD's CIFAR-10 protocol: "we do
+not split a validation set"); the validation split is then empty, and anything that reads
+batches of it gets an `EmptySplitError` naming the cause.
 
 The splits are stored as uint8 tensors [N, C, H, W] on the device; `DeviceData.batches`
-shuffles with a torch.Generator, augments (CIFAR: random crop with 4-pixel zero padding and
-horizontal flip) and normalises there. No DataLoader in the hot path.
+shuffles with a torch.Generator, augments (`pregen.augment`: "crop", "flip", "cutout[:N]")
+and normalises there. No DataLoader in the hot path. Each dataset has a default augmentation
+(`default_augment`: crop + flip for CIFAR, none else); `load_dataset(..., augment=...)`
+sets another (`parse_augment("crop,flip,cutout:16" | "none")` reads the CLI's spelling).
+(A little over 400 lines: the layouts, the splits and the device batches are one contract.)
 """
 
 from __future__ import annotations
@@ -40,21 +56,27 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision
+from lcsim.pregen.augment import AUGMENT_OPS, augment_batch, check_augment, parse_augment
 
 from lcsim.errors import UserError
 
 __all__ = [
+    "AUGMENT_OPS",
     "DATASETS",
     "DatasetNotFoundError",
     "DeviceData",
+    "EmptySplitError",
+    "check_augment",
+    "default_augment",
     "default_val_size",
     "expected_files",
     "load_dataset",
+    "parse_augment",
     "shipped_mnist_root",
     "split_indices",
 ]
 
-DATASETS = ("mnist", "cifar10", "cifar100", "svhn")
+DATASETS = ("mnist", "cifar10", "cifar100", "svhn", "svhn-extra", "digits")
 
 # Per-channel mean / std of the full official training sets (pixel values in [0, 1]); fixed
 # constants rather than statistics of each split so every run normalises identically.
@@ -63,12 +85,17 @@ _STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+    "svhn-extra": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),  # svhn's constants
 }
-_NUM_CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10}
-_AUGMENT = {"mnist": (), "cifar10": ("crop", "flip"), "cifar100": ("crop", "flip"), "svhn": ()}
-_DEFAULT_VAL = {"mnist": 10_000, "cifar10": 5_000, "cifar100": 5_000, "svhn": 5_000}
+_NUM_CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10, "svhn-extra": 10,
+                "digits": 10}
+_AUGMENT = {"mnist": (), "cifar10": ("crop", "flip"), "cifar100": ("crop", "flip"), "svhn": (),
+            "svhn-extra": (), "digits": ()}
+_DEFAULT_VAL = {"mnist": 10_000, "cifar10": 5_000, "cifar100": 5_000, "svhn": 5_000,
+                "svhn-extra": 5_000, "digits": 360}
+_DIGITS_TEST = 360  # held-out test examples of the 1,797 digits (20%)
+_DIGITS_TEST_SEED = 0  # fixed: every digits table shares one test split
 _SMALL_VAL_FRACTION = 0.2  # validation share when the train split is < 4x the default size
-_CROP_PAD = 4  # pixels of zero padding before the random crop (standard CIFAR recipe)
 
 _SHIPPED = Path(__file__).parent / "assets" / "mnist-10k"
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -77,6 +104,15 @@ _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
 
 class DatasetNotFoundError(UserError, FileNotFoundError):
     """A dataset's files are missing; the message lists the expected files and how to get them."""
+
+
+class EmptySplitError(UserError, ValueError):
+    """Batches of a split that holds no examples were asked for (val_size=0 leaves none)."""
+
+
+def default_augment(name: str) -> tuple[str, ...]:
+    """The dataset's default train-time augmentation (crop + flip for CIFAR, none else)."""
+    return _AUGMENT[_check_name(name)]
 
 
 def default_val_size(name: str, n_train: int) -> int:
@@ -95,6 +131,7 @@ def _check_name(name: str) -> str:
 
 def _svhn_dir(root: Path) -> Path:
     # Prefer ROOT/svhn so one data root holds every dataset; accept torchvision's bare layout.
+    # (svhn-extra reads the same folder.)
     sub = root / "svhn"
     if not sub.is_dir() and (root / "train_32x32.mat").is_file():
         return root
@@ -104,7 +141,9 @@ def _svhn_dir(root: Path) -> Path:
 def expected_files(name: str, root: str | os.PathLike) -> list[Path]:
     """Every file `load_dataset(name, root)` reads, in torchvision's layout."""
     root = Path(root)
-    if _check_name(name) == "mnist":
+    if _check_name(name) == "digits":
+        return []  # bundled with scikit-learn
+    if name == "mnist":
         return [root / "MNIST" / "raw" / f for f in _MNIST_FILES]
     if name == "cifar10":
         d = root / torchvision.datasets.CIFAR10.base_folder
@@ -114,7 +153,8 @@ def expected_files(name: str, root: str | os.PathLike) -> list[Path]:
         d = root / torchvision.datasets.CIFAR100.base_folder
         return [d / f for f in ("train", "test", "meta")]
     d = _svhn_dir(root)
-    return [d / "train_32x32.mat", d / "test_32x32.mat"]
+    extra = [d / "extra_32x32.mat"] if name == "svhn-extra" else []
+    return [d / "train_32x32.mat", *extra, d / "test_32x32.mat"]
 
 
 def _not_found(name: str, root: Path, missing: list[Path]) -> DatasetNotFoundError:
@@ -183,6 +223,25 @@ class _SVHN(torchvision.datasets.SVHN):
                   for k, (url, f, _) in torchvision.datasets.SVHN.split_list.items()}
 
 
+def _read_digits() -> tuple[np.ndarray, ...]:
+    """(train_x, train_y, test_x, test_y) of scikit-learn's digits, x uint8 [N, 64, 1, 1]."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = d.images.reshape(len(d.images), 64, 1, 1).astype(np.uint8)  # grey levels 0..16
+    y = d.target.astype(np.int64)
+    tr, te = split_indices(len(y), _DIGITS_TEST, _DIGITS_TEST_SEED)
+    return x[tr], y[tr], x[te], y[te]
+
+
+def _standardize_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-feature (mean, std) of x [N, F, 1, 1] in DeviceData's units (pixel / 255)."""
+    f = x.reshape(len(x), -1).astype(np.float64)
+    m, s = f.mean(0), f.std(0)
+    s[s == 0] = 1.0  # constant feature: scale 1, as sklearn's StandardScaler does
+    return tuple((m / 255).tolist()), tuple((s / 255).tolist())
+
+
 def _read(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
     """(train_x, train_y, test_x, test_y) as numpy, images uint8 [N, C, H, W]."""
     tv = torchvision.datasets
@@ -194,7 +253,8 @@ def _read(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
         elif name == "cifar100":
             tv.CIFAR100(root, download=True)
         else:
-            for split in ("train", "test"):
+            splits = ("train", "extra", "test") if name == "svhn-extra" else ("train", "test")
+            for split in splits:
                 tv.SVHN(root / "svhn", split=split, download=True)
     missing = [p for p in expected_files(name, root) if not p.is_file()]
     if missing:
@@ -210,6 +270,9 @@ def _read(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
         else:
             ds = _SVHN(_svhn_dir(root), split="train" if train else "test")
             x, y = ds.data, ds.labels  # SVHN is already [N, C, H, W], label 10 mapped to 0
+            if train and name == "svhn-extra":  # the training split is train + extra
+                ex = _SVHN(_svhn_dir(root), split="extra")
+                x, y = np.concatenate([x, ex.data]), np.concatenate([y, ex.labels])
         out += [np.ascontiguousarray(x, dtype=np.uint8), np.asarray(y, dtype=np.int64)]
     return tuple(out)
 
@@ -219,7 +282,8 @@ class DeviceData:
     """A dataset's train / validation / test splits as tensors on one device.
 
     Images are uint8 [N, C, H, W]; labels int64 [N]. `augment` names the train-time
-    augmentations ("crop", "flip"; empty for digits). `mean` / `std` are per channel in [0, 1].
+    augmentations (see the module docstring; empty for digits). `mean` / `std` are per channel
+    in [0, 1]. The validation split is empty when loaded with val_size=0.
     """
 
     name: str
@@ -234,6 +298,9 @@ class DeviceData:
     augment: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "augment", check_augment(self.augment))
 
     @property
     def device(self) -> torch.device:
@@ -283,6 +350,12 @@ class DeviceData:
         x_all, y_all = self.split(split)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if x_all.shape[0] == 0:
+            raise EmptySplitError(
+                f"the {split} split of {self.name} is empty" + (
+                    " (loaded with val_size=0, which keeps every training example for "
+                    "training): evaluate on 'train' or 'test', or load it with val_size > 0"
+                    if split == "val" else ""))
         ops = self.augment if (augment is None and split == "train") or augment else ()
         if (shuffle or ops) and generator is None:
             raise ValueError("shuffle / augmentation need an explicit torch.Generator (seeded)")
@@ -298,28 +371,14 @@ class DeviceData:
             else:
                 x, y = x_all[start:start + batch_size], y_all[start:start + batch_size]
             if ops:
-                x = _augment(x, ops, generator)
+                x = augment_batch(x, ops, generator, self._fill)
             yield self.normalize(x), y
 
-
-def _augment(x: torch.Tensor, ops: tuple[str, ...], g: torch.Generator) -> torch.Tensor:
-    """Random crop (zero pad 4) and/or horizontal flip of a uint8 batch [B, C, H, W]."""
-    b, c, h, w = x.shape
-    gdev = g.device
-    if "crop" in ops:
-        p = _CROP_PAD
-        padded = torch.nn.functional.pad(x, (p, p, p, p))
-        dy = torch.randint(0, 2 * p + 1, (b,), generator=g, device=gdev).to(x.device)
-        dx = torch.randint(0, 2 * p + 1, (b,), generator=g, device=gdev).to(x.device)
-        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-        bi = torch.arange(b, device=x.device)[:, None, None, None]
-        ci = torch.arange(c, device=x.device)[None, :, None, None]
-        x = padded[bi, ci, rows, cols]
-    if "flip" in ops:
-        flip = (torch.rand(b, generator=g, device=gdev) < 0.5).to(x.device)
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    return x
+    @functools.cached_property
+    def _fill(self) -> torch.Tensor:
+        """The mean colour as uint8 [C]: cutout's fill, zero after normalisation."""
+        return torch.tensor([round(255 * m) for m in self.mean], dtype=torch.uint8,
+                            device=self.device)
 
 
 def split_indices(n: int, val_size: int, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -331,20 +390,8 @@ def split_indices(n: int, val_size: int, split_seed: int) -> tuple[np.ndarray, n
     return np.sort(perm[val_size:]), np.sort(perm[:val_size])
 
 
-def load_dataset(
-    name: str,
-    root: str | os.PathLike | None = None,
-    *,
-    download: bool = False,
-    val_size: int | None = None,
-    split_seed: int = 0,
-    device: str | torch.device = "cpu",
-) -> DeviceData:
-    """Load a dataset's splits onto `device` (see the module docstring for roots and sizes).
-
-    Raises DatasetNotFoundError (a FileNotFoundError) naming the missing files.
-    """
-    name = _check_name(name)
+def _resolve_root(name: str, root: str | os.PathLike | None, download: bool) -> Path:
+    """The data root: argument, else $LCSIM_DATA_ROOT, else (mnist only) the shipped subset."""
     if root is None:
         root = os.environ.get("LCSIM_DATA_ROOT") or None
     if root is None:
@@ -358,20 +405,45 @@ def load_dataset(
         if download:
             raise ValueError("download=True needs a data root to download into (root=...)")
         root = shipped_mnist_root()
-    root = Path(root).expanduser()
-    train_x, train_y, test_x, test_y = _read(name, root, download)
+    return Path(root).expanduser()
+
+
+def load_dataset(
+    name: str,
+    root: str | os.PathLike | None = None,
+    *,
+    download: bool = False,
+    val_size: int | None = None,
+    split_seed: int = 0,
+    device: str | torch.device = "cpu",
+    augment: tuple[str, ...] | None = None,
+) -> DeviceData:
+    """Load a dataset's splits onto `device` (see the module docstring for roots and sizes).
+
+    `val_size` 0 leaves the validation split empty. `augment`: the train-time ops (None: the
+    dataset's default, `default_augment`). Raises DatasetNotFoundError (a FileNotFoundError)
+    naming the missing files.
+    """
+    name = _check_name(name)
+    ops = default_augment(name) if augment is None else check_augment(augment)
+    if name == "digits":  # bundled with scikit-learn: no root, no download
+        root = Path("sklearn.datasets.load_digits")  # named in messages only
+        train_x, train_y, test_x, test_y = _read_digits()
+    else:
+        root = _resolve_root(name, root, download)
+        train_x, train_y, test_x, test_y = _read(name, root, download)
 
     n = len(train_y)
     val_n = default_val_size(name, n) if val_size is None else int(val_size)
-    if not 0 < val_n < n:
-        raise ValueError(f"val_size={val_size} must be in [1, {n - 1}] for {name} "
+    if not 0 <= val_n < n:
+        raise ValueError(f"val_size={val_size} must be in [0, {n - 1}] for {name} "
                          f"({n} training examples in {root})")
     tr_idx, val_idx = split_indices(n, val_n, split_seed)
 
     def t(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(device)
 
-    mean, std = _STATS[name]
+    mean, std = _standardize_stats(train_x[tr_idx]) if name == "digits" else _STATS[name]
     return DeviceData(
         name=name,
         train_x=t(train_x[tr_idx]), train_y=t(train_y[tr_idx]),
@@ -379,7 +451,7 @@ def load_dataset(
         test_x=t(test_x), test_y=t(test_y),
         num_classes=_NUM_CLASSES[name],
         in_shape=tuple(int(s) for s in train_x.shape[1:]),
-        augment=_AUGMENT[name],
+        augment=ops,
         mean=mean, std=std,
     )
 

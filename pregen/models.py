@@ -1,4 +1,4 @@
-"""Models: the two CNNs of Choi et al. (built from a Table I config) and named live models.
+"""Models: the CNNs of Choi et al., LCBench's funnel MLP (built from a config), named models.
 
 Paper CNNs (`build_model(space_name, space.full(config), ...)`):
 - mnist:   C1-P1-C2-P2-Fc-Softmax.
@@ -9,6 +9,16 @@ the standard way": batchnorm after every conv and after Fc, before the activatio
 (rate = config `dropout`) after the Fc activation, before the output layer. The output layer
 gives logits; the softmax lives in the loss.
 
+LCBench MLP (`lcbench-mlp`, Auto-PyTorch's ShapedMlpNet with mlp_shape "funnel", as LCBench
+trained it): `num_layers` Linear layers in all, the output layer included (1 = a linear
+model). Widths (`funnel_units`): the first hidden layer has max(max_units, in_features) units,
+each next one `step = int((first - num_classes) / (num_layers - 1))` fewer. Each hidden layer
+is Linear -> ReLU -> Dropout; dropout shrinks the same way from `max_dropout` at the first
+hidden layer (`funnel_dropout`: max_dropout * (1000 - i * int(1000 / (num_layers - 1))) /
+1000 at hidden layer i), and as in Auto-PyTorch there is no dropout at all when max_dropout
+<= 0.05. No batch norm; torch's default initialisation (Auto-PyTorch's default). The input
+is flattened first (digits arrive as [B, 64, 1, 1]).
+
 Named models (`build_named_model`):
 - `mnist-cnn`: a fixed small MNIST CNN, the paper's MNIST net with c1=32, c2=64 filters of
   5x5, pools 2/2, fc=256 ReLU units, no dropout (about 0.85 M parameters at 28x28).
@@ -17,6 +27,11 @@ Named models (`build_named_model`):
   3 stages of n = 3 / 5 torchvision BasicBlocks with 16/32/64 channels, global average pool,
   linear. Shortcuts are the paper's option A (identity; when the shape changes, stride-2
   subsampling and zero-padded channels), so they add no parameters (0.27 M / 0.46 M).
+- `wrn-D-K` (e.g. `wrn-28-10`, `wrn-16-8`): the wide ResNets of Zagoruyko & Komodakis (2016),
+  depth D = 6n + 4 with n pre-activation basic blocks (BN-ReLU-conv3x3, twice) per stage,
+  widths 16, 16K, 32K, 64K, a 1x1 conv shortcut where the shape changes, BN-ReLU, global
+  average pool, linear; no dropout. WRN-28-10 has 36.5 M parameters, WRN-16-4 2.7 M (as
+  published); EPBT's Fig. 3 uses WRN-10-12, WRN-16-8, WRN-22-6 and WRN-28-5 (~11 M each).
 
 Every builder takes `seed`; initialisation runs on CPU inside `fork_seeded`, so it never
 changes the caller's global RNG state.
@@ -25,11 +40,13 @@ changes the caller's global RNG state.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
 import torchvision
+from lcsim.tabular.spaces import ConfigError
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -38,11 +55,14 @@ __all__ = [
     "build_model",
     "build_named_model",
     "count_params",
+    "funnel_dropout",
+    "funnel_units",
     "forward_flops",
     "fork_seeded",
+    "is_named_model",
 ]
 
-NAMED_MODELS = ("mnist-cnn", "resnet18-cifar", "resnet20", "resnet32")
+NAMED_MODELS = ("mnist-cnn", "resnet18-cifar", "resnet20", "resnet32")  # + wrn-D-K (any D, K)
 
 _ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh}
 MNIST_CNN_CONFIG = {  # the fixed `mnist-cnn`
@@ -98,7 +118,8 @@ def _head(features: int, fc: int, num_classes: int, act: str, reg: str,
 def _paper_cnn(space_name: str, cfg: Mapping[str, Any], in_shape: tuple[int, int, int],
                num_classes: int) -> nn.Sequential:
     if space_name not in ("mnist", "cifar10"):
-        raise ValueError(f"unknown space {space_name!r}; choose from mnist, cifar10")
+        raise ValueError(f"unknown space {space_name!r}; choose from mnist, cifar10, "
+                         "lcbench-mlp")
     act, reg = cfg["activation"], cfg["regularizer"]
     if act not in _ACTIVATIONS:
         raise ValueError(f"activation={act!r} is not one of {sorted(_ACTIVATIONS)}")
@@ -123,7 +144,9 @@ def _paper_cnn(space_name: str, cfg: Mapping[str, Any], in_shape: tuple[int, int
             c = v
         else:
             if h < v or w < v:
-                raise ValueError(f"pool of {v} does not fit a {h}x{w} feature map")
+                raise ConfigError(f"{space_name} CNN: a pool of {v} does not fit a {h}x{w} "
+                                  f"feature map (input shape {in_shape}); the Table I CNNs "
+                                  "need image inputs (e.g. mnist 1x28x28, cifar10 3x32x32)")
             layers.append(nn.MaxPool2d(v))
             h, w = h // v, w // v
     layers += _head(c * h * w, int(cfg["fc_units"]), num_classes, act, reg,
@@ -131,10 +154,50 @@ def _paper_cnn(space_name: str, cfg: Mapping[str, Any], in_shape: tuple[int, int
     return nn.Sequential(*layers)
 
 
+_MIN_DROPOUT = 0.05  # Auto-PyTorch's ShapedMlpNet adds no dropout at or below this max_dropout
+
+
+def funnel_units(in_features: int, num_classes: int, max_units: int,
+                 num_layers: int) -> list[int]:
+    """Hidden-layer widths of the funnel MLP (num_layers - 1 of them; see module docstring)."""
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    first = max(in_features, max_units)
+    step = max(0, int((first - num_classes) / max(num_layers - 1, 1)))
+    return [first - i * step for i in range(num_layers - 1)]
+
+
+def funnel_dropout(max_dropout: float, num_layers: int) -> list[float]:
+    """Dropout rate of each hidden layer: a funnel over 1000 'units' scaled by max_dropout."""
+    if max_dropout <= _MIN_DROPOUT:
+        return [0.0] * (num_layers - 1)
+    return [u / 1000 * max_dropout for u in funnel_units(0, 0, 1000, num_layers)]
+
+
+def _funnel_mlp(cfg: Mapping[str, Any], in_shape: tuple[int, ...],
+                num_classes: int) -> nn.Sequential:
+    if cfg.get("mlp_shape", "funnel") != "funnel" or cfg.get("activation", "relu") != "relu":
+        raise ValueError(f"lcbench-mlp builds funnel-shaped ReLU MLPs only, got mlp_shape="
+                         f"{cfg.get('mlp_shape')!r}, activation={cfg.get('activation')!r}")
+    n_in = math.prod(in_shape)
+    layers: list[nn.Module] = [nn.Flatten()]
+    L, drop = int(cfg["num_layers"]), float(cfg["max_dropout"])
+    for units, rate in zip(funnel_units(n_in, num_classes, int(cfg["max_units"]), L),
+                           funnel_dropout(drop, L), strict=True):
+        layers += [nn.Linear(n_in, units), nn.ReLU()]
+        if drop > _MIN_DROPOUT:
+            layers.append(nn.Dropout(rate))
+        n_in = units
+    layers.append(nn.Linear(n_in, num_classes))
+    return nn.Sequential(*layers)
+
+
 def build_model(space_name: str, full_config: Mapping[str, Any], *,
                 in_shape: tuple[int, int, int], num_classes: int, seed: int = 0) -> nn.Module:
-    """The paper CNN of `space_name` for `space.full(config)`, initialised from `seed`."""
+    """The model of `space_name` for `space.full(config)`, initialised from `seed`."""
     with fork_seeded(seed):
+        if space_name == "lcbench-mlp":
+            return _funnel_mlp(full_config, tuple(in_shape), num_classes)
         return _paper_cnn(space_name, full_config, tuple(in_shape), num_classes)
 
 
@@ -177,11 +240,77 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(self.stages(self.stem(x))), 1))
 
 
+class _WideBlock(nn.Module):
+    """Pre-activation basic block of a wide ResNet: BN-ReLU-conv3x3, BN-ReLU-conv3x3."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.shortcut = (nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+                         if stride != 1 or cin != cout else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        o = nn.functional.relu(self.bn1(x))
+        y = self.conv2(nn.functional.relu(self.bn2(self.conv1(o))))
+        # where the shape changes, the 1x1 conv sees the pre-activated input (as the authors')
+        return y + (x if self.shortcut is None else self.shortcut(o))
+
+
+class WideResNet(nn.Module):
+    """WRN-depth-width (Zagoruyko & Komodakis 2016): depth = 6n + 4, widths 16, 16k, 32k, 64k."""
+
+    def __init__(self, depth: int, width: int, num_classes: int, in_channels: int = 3):
+        super().__init__()
+        if (depth - 4) % 6 or depth < 10 or width < 1:
+            raise ValueError(f"wide ResNet depth must be 6n + 4 >= 10 and width >= 1, got "
+                             f"wrn-{depth}-{width}")
+        n = (depth - 4) // 6
+        self.stem = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
+        blocks, cin = [], 16
+        for i, cout in enumerate((16 * width, 32 * width, 64 * width)):
+            for j in range(n):
+                blocks.append(_WideBlock(cin, cout, 2 if i > 0 and j == 0 else 1))
+                cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(cin, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.head(self.blocks(self.stem(x))))
+
+
+def is_named_model(name: str) -> bool:
+    """Whether `build_named_model` builds `name` (one of NAMED_MODELS, or a valid wrn-D-K)."""
+    wrn = _wrn_shape(name)
+    if wrn is not None:
+        depth, width = wrn
+        return (depth - 4) % 6 == 0 and depth >= 10 and width >= 1
+    return name in NAMED_MODELS
+
+
+def _wrn_shape(name: str) -> tuple[int, int] | None:
+    """(depth, width) of a name 'wrn-D-K', None if the name is not of that form."""
+    parts = name.split("-")
+    if len(parts) == 3 and parts[0] == "wrn" and parts[1].isdigit() and parts[2].isdigit():
+        return int(parts[1]), int(parts[2])
+    return None
+
+
 def build_named_model(name: str, *, in_shape: tuple[int, int, int], num_classes: int,
                       seed: int = 0) -> nn.Module:
-    """One of NAMED_MODELS (see the module docstring), initialised from `seed`."""
+    """One of NAMED_MODELS (see the module docstring; `wrn-D-K` for any valid D, K),
+    initialised from `seed`."""
     c = in_shape[0]
+    wrn = _wrn_shape(name)
     with fork_seeded(seed):
+        if wrn is not None:
+            return WideResNet(*wrn, num_classes, c)
         if name == "mnist-cnn":
             return _paper_cnn("mnist", MNIST_CNN_CONFIG, tuple(in_shape), num_classes)
         if name == "resnet18-cifar":
@@ -192,7 +321,8 @@ def build_named_model(name: str, *, in_shape: tuple[int, int, int], num_classes:
             return m
         if name in ("resnet20", "resnet32"):
             return CifarResNet({"resnet20": 3, "resnet32": 5}[name], num_classes, c)
-    raise ValueError(f"unknown model {name!r}; choose from {', '.join(NAMED_MODELS)}")
+    raise ValueError(f"unknown model {name!r}; choose from {', '.join(NAMED_MODELS)} or "
+                     "wrn-D-K (a wide ResNet of depth D = 6n + 4 and width K, e.g. wrn-28-10)")
 
 
 def count_params(model: nn.Module) -> int:

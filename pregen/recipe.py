@@ -34,9 +34,11 @@ if TYPE_CHECKING:
 __all__ = ["build_run_meta", "check_resume", "config_seed", "first_difference", "retrain",
            "run_config_from_meta", "stored_curve", "time_measurement"]
 
+_SHIPPED_DATA = "pregen/assets/mnist-10k"  # data_source of runs on the shipped MNIST subset
+
 # Run settings that change what is trained: a resumed run must use the same ones.
-_RESUME_KEYS = ("seed", "batch_size", "max_train", "val_size", "optimizer", "bf16",
-                "channels_last", "train_spec")
+_RESUME_KEYS = ("seed", "batch_size", "max_train", "val_size", "optimizer", "augment",
+                "bf16", "channels_last", "train_spec")
 
 
 def time_measurement(cfg: RunConfig) -> str:
@@ -63,6 +65,15 @@ def time_measurement(cfg: RunConfig) -> str:
                    "mean of those solo epochs' measured seconds.")
 
 
+def _data_source(cfg: RunConfig) -> str:
+    if cfg.dataset == "digits":
+        import sklearn
+
+        return f"sklearn.datasets.load_digits (scikit-learn {sklearn.__version__}, bundled)"
+    return (cfg.data_root or os.environ.get("LCSIM_DATA_ROOT")
+            or f"{_SHIPPED_DATA} (shipped 10,000-digit MNIST subset)")
+
+
 def build_run_meta(cfg: RunConfig, data, device_desc: str, *, one_worker: bool
                    ) -> dict[str, Any]:
     """The table metadata of a run: identity, provenance (package version, git revision with
@@ -71,22 +82,28 @@ def build_run_meta(cfg: RunConfig, data, device_desc: str, *, one_worker: bool
     import torch
     from lcsim.pregen.workers import run_train_spec, spec_record
     from lcsim.tabular.schema import build_meta
+    from lcsim.tabular.spaces import get_space
 
+    recipe = get_space(cfg.space).recipe
+    per_config = dict(recipe.spec_keys)
     return build_meta(
         dataset=cfg.dataset, space=cfg.space, epochs=cfg.T, sobol_seed=cfg.sobol_seed,
         split_seed=cfg.split_seed, device=device_desc, time_measurement=time_measurement(cfg),
         num_classes=data.num_classes, generator="lcsim pregen run", seed=cfg.seed,
-        n_configs=cfg.n_configs, index_range=[cfg.ids.start, cfg.ids.stop], optimizer="adam",
-        batch_size=cfg.batch_size,
+        n_configs=cfg.n_configs, index_range=[cfg.ids.start, cfg.ids.stop],
+        optimizer=recipe.optimizer, schedule=recipe.schedule, recipe=recipe.text,
+        batch_size=(f"per config ({per_config['batch_size']})" if "batch_size" in per_config
+                    else cfg.batch_size), augment=list(data.augment),
         max_train=cfg.max_train, val_size=cfg.val_size,
         n_train=int(data.train_y.shape[0]), n_val=int(data.val_y.shape[0]),
-        data_source=cfg.data_root or os.environ.get("LCSIM_DATA_ROOT")
-        or "pregen/assets/mnist-10k (shipped 10,000-digit MNIST subset)",
+        data_source=_data_source(cfg),
         devices=list(cfg.devices), workers_per_device=cfg.workers_per_device,
         solo_epochs=cfg.solo_epochs, bf16=cfg.bf16 and any(d != "cpu" for d in cfg.devices),
         channels_last=cfg.channels_last and any(d != "cpu" for d in cfg.devices),
         dask=cfg.dask_scheduler is not None,
         training_seed_rule="np.random.SeedSequence(seed, spawn_key=(config_id,))",
+        # the TrainSpec the workers hand to train_config (the space's recipe then sets its
+        # per-config fields), all but lr / l2_weight / seed
         train_spec=spec_record(run_train_spec(cfg, cfg.devices[0])),
         # which CPU kernels torch picked, and with how many threads: bit-exact CPU
         # re-training needs the same
@@ -106,6 +123,14 @@ def _torch_threads(cfg: RunConfig, one_worker: bool) -> int | None:
     return torch.get_num_threads() if one_worker else cpu_threads(cfg)
 
 
+def _recorded_augment(meta: dict[str, Any]) -> list[str]:
+    """A table's augmentation; tables from before the switch was recorded trained with the
+    dataset's old default."""
+    if "augment" in meta:
+        return list(meta["augment"] or [])
+    return ["crop", "flip"] if meta.get("dataset") in ("cifar10", "cifar100") else []
+
+
 def check_resume(out: str | os.PathLike, meta: dict[str, Any]) -> None:
     """Raise TableError if DIR/meta.json was written with different training settings."""
     from lcsim.tabular.schema import META_FILE, TableError
@@ -117,6 +142,8 @@ def check_resume(out: str | os.PathLike, meta: dict[str, Any]) -> None:
         old = json.loads(path.read_text())
     except ValueError as e:
         raise TableError(f"{path}: not valid JSON ({e})") from None
+    if "augment" not in old and "dataset" in old:
+        old["augment"] = _recorded_augment(old)
     diff = [f"{k}: {old[k]!r} in the table, {meta.get(k)!r} now" for k in _RESUME_KEYS
             if k in old and old[k] != meta.get(k)]
     if diff:
@@ -135,9 +162,6 @@ def config_seed(seed: int, config_id: int) -> int:
 
 # --- a row, trained again ---------------------------------------------------------------------
 
-_SHIPPED_DATA = "pregen/assets/mnist-10k"  # data_source of runs on the shipped MNIST subset
-
-
 def run_config_from_meta(meta: dict[str, Any], *, out: str, data_root: str | None = None
                          ) -> RunConfig:
     """The RunConfig whose training a table's metadata records (the settings that change
@@ -154,7 +178,7 @@ def run_config_from_meta(meta: dict[str, Any], *, out: str, data_root: str | Non
         from lcsim.pregen.data import shipped_mnist_root
 
         data_root = str(shipped_mnist_root())  # not $LCSIM_DATA_ROOT's MNIST
-    elif data_root is None:
+    elif data_root is None and meta.get("dataset") != "digits":  # digits: scikit-learn's own
         data_root = source or None
     spec = meta.get("train_spec") or {}
     try:
@@ -164,7 +188,9 @@ def run_config_from_meta(meta: dict[str, Any], *, out: str, data_root: str | Non
             sobol_seed=int(meta["sobol_seed"]), seed=int(meta["seed"]),
             split_seed=int(meta["split_seed"]), val_size=meta.get("val_size"),
             max_train=meta.get("max_train"),
-            batch_size=int(spec.get("batch_size", meta.get("batch_size", 128))),
+            batch_size=int(spec.get("batch_size") or (
+                meta["batch_size"] if isinstance(meta.get("batch_size"), int) else 128)),
+            augment=tuple(_recorded_augment(meta)),
             bf16=bool(meta.get("bf16", False)),
             channels_last=bool(meta.get("channels_last", False)), progress=False)
     except KeyError as e:

@@ -4,16 +4,18 @@
 (`tabular.lock.RangeLock`: a second run on an overlapping range is refused at once, naming
 the holder, before anything is written; disjoint `--index-range`s run side by side). It plans
 the configs that the table directory does not hold yet (re-running the same command resumes;
-a killed run loses at most the configs in flight), trains each with `pregen.trainer` (batch
-128, Adam, the config's learning rate and L2 weight), and commits each finished config as
-one atomic shard with `tabular.writer.TableWriter`, in this process only, under the lock,
-skipping any id already committed (workers hand results back: `pregen.workers`). SIGINT
-and SIGTERM stop it cleanly (`pregen.lifecycle`): nothing partial is written, the configs in
-flight are dropped and counted (`RunStopped`), and the next run resumes. With several
-workers the configs go heaviest-first with light ones interleaved, by forward FLOPs
-(`order_jobs`); with one worker in all they go by id, so a run stopped early leaves a clean
-Sobol prefix 0..k-1. What the table's metadata records, and how a row is re-trained from
-it, is `pregen.recipe`.
+a killed run loses at most the configs in flight), trains each with
+`pregen.trainer.train_config` (the space's recipe: Table I: Adam and the config's learning
+rate and L2 weight, as the paper, batch 128 and no augmentation, which the paper does not
+state: ours, recorded in the metadata; lcbench-mlp: SGD with momentum, weight decay and batch
+size from the config, cosine annealing), and commits each finished config as one atomic
+shard with `tabular.writer.TableWriter`, in this process only, under the lock, skipping any
+id already committed (workers hand results back: `pregen.workers`). SIGINT and SIGTERM stop
+it cleanly (`pregen.lifecycle`): nothing partial is written, the configs in flight are
+dropped and counted (`RunStopped`), and the next run resumes. With several workers the
+configs go heaviest-first with light ones interleaved, by forward FLOPs (`order_jobs`); with
+one worker in all they go by id, so a run stopped early leaves a clean Sobol prefix 0..k-1.
+What the table's metadata records, and how a row is re-trained from it, is `pregen.recipe`.
 
 Scheduling never changes what is trained: a config's training seed is derived from
 (seed, config_id) alone (`config_seed`), the data split from `split_seed`, so a config gives
@@ -37,11 +39,15 @@ Time columns (the metadata's `time_measurement` says which applies):
   device's other workers pause at their epoch boundaries, and every epoch is given the mean
   of those measured solo epochs (an epoch's work does not change from epoch to epoch).
 
-Default epochs: 20 for MNIST, 50 for CIFAR-10 (`DEFAULT_EPOCHS`, the project's brief).
+Default epochs: 20 for MNIST, 50 for CIFAR-10 and digits (`DEFAULT_EPOCHS`, the project's
+brief; digits: LCBench's 50).
 Choi et al.'s text gives no number for T; it says MNIST's top curves converge "within one or
 two epochs" and most curves "before reaching the half of the preset total training epoch",
 so T = 20 leaves MNIST curves room to flatten, and CIFAR-10's batch-norm curves, which "begin
 to climb after around tenth epoch", need the longer 50.
+
+(Over 400 lines: a run's plan, metadata, resume check and scheduling loop belong together; the
+per-device side is in `pregen.workers`.)
 """
 
 from __future__ import annotations
@@ -73,7 +79,7 @@ __all__ = [
 
 log = logging.getLogger("lcsim.pregen")
 
-DEFAULT_EPOCHS = {"mnist": 20, "cifar10": 50, "cifar100": 50, "svhn": 20}
+DEFAULT_EPOCHS = {"mnist": 20, "cifar10": 50, "cifar100": 50, "svhn": 20, "digits": 50}
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,9 @@ class RunConfig:
     split_seed: int = 0  # train/validation split of the training data
     val_size: int | None = None  # None: pregen.data.default_val_size
     max_train: int | None = None  # keep only the first N training examples (tests, CPU)
-    batch_size: int = 128  # Choi et al.
+    batch_size: int = 128  # not stated in the paper; ours (unused where the recipe sets it)
+    # train-time augmentation (pregen.augment ops); none: the paper mentions none
+    augment: tuple[str, ...] = ()
     solo_epochs: int = 1  # epochs timed alone per config when a device is shared
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True  # channels_last on CUDA (ignored on CPU)
@@ -134,6 +142,9 @@ class RunConfig:
             raise ValueError(f"solo_epochs must be >= 1, got {self.solo_epochs}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        from lcsim.pregen.augment import check_augment
+
+        object.__setattr__(self, "augment", check_augment(self.augment))
         if self.max_oom_retries < 0:
             raise ValueError(f"max_oom_retries must be >= 0, got {self.max_oom_retries}")
 

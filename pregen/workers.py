@@ -235,7 +235,9 @@ def run_train_spec(cfg: RunConfig, device: str, seed: int = 0):
     from lcsim.pregen.trainer import TrainSpec
 
     cuda = torch.device(device).type == "cuda"
-    return TrainSpec(epochs=cfg.T, batch_size=cfg.batch_size, optimizer="adam", seed=seed,
+    # optimizer, schedule and the config's own values come from the space's recipe
+    # (train_config applies it)
+    return TrainSpec(epochs=cfg.T, batch_size=cfg.batch_size, seed=seed,
                      bf16=cuda and cfg.bf16, channels_last=cuda and cfg.channels_last)
 
 
@@ -252,7 +254,7 @@ def load_run_data(cfg: RunConfig, device: str):
     from lcsim.pregen.data import load_dataset
 
     data = load_dataset(cfg.dataset, cfg.data_root, val_size=cfg.val_size,
-                        split_seed=cfg.split_seed, device=device)
+                        split_seed=cfg.split_seed, device=device, augment=cfg.augment)
     if cfg.max_train is not None and cfg.max_train < data.train_y.shape[0]:
         # the first N of the (already seeded, shuffled) training split
         data = replace(data, train_x=data.train_x[:cfg.max_train],

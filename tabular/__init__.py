@@ -5,7 +5,8 @@
     t.acc[t.row(17)], t.seconds(17, 10), t.goal(0.5)
 
 Writers: `TableWriter(dir, build_meta(...)).write(ConfigResult(...))`; resume with
-`held_ids(dir)`. Synthetic tables for tests: `tabular.testing.make_table`.
+`held_ids(dir)`. Synthetic tables for tests: `tabular.testing.make_table`. Other tools:
+`Blackbox(t)(config, epoch)` and `export_syne_tune(t, dir)` (`tabular.blackbox`).
 Names are imported on first use, so `lcsim --help` (which imports tabular.cli) stays light.
 """
 
@@ -23,12 +24,15 @@ __all__ = [
     "ConfigResult",
     "TableWriter",
     "held_ids",
+    "Blackbox",
+    "export_syne_tune",
 ]
 
 _HOME = {
     "SCHEMA_VERSION": "schema", "TableError": "schema", "build_meta": "schema",
     "LookupTable": "table", "resolve_table": "table", "shipped_tables": "table",
     "ConfigResult": "writer", "TableWriter": "writer", "held_ids": "writer",
+    "Blackbox": "blackbox", "export_syne_tune": "blackbox",
 }
 
 

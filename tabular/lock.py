@@ -11,6 +11,7 @@ Files (names start with "." so Parquet readers skip them):
                                 checked or removed
     DIR/.lcsim-locks/<id>.json  one per holder: host, pid, start time, range, command; the
                                 holder keeps an exclusive flock on it for as long as it lives
+The last holder to release removes both, so a finished table carries no lock files.
 
 Why flock on an open file: the kernel releases it when the holding process dies, however it
 dies (SIGKILL, a crash), so a holder file whose flock can be taken is a stale lock: the next
@@ -213,7 +214,6 @@ class RangeLock:
                 if h is not None and h.overlaps(self.range):
                     live.append(h)
             if live:
-                self._cleanup_if_made()
                 raise TableLockError(
                     f"{self.dir} is being written by another process: "
                     + "; ".join(h.describe() for h in live)
@@ -259,19 +259,19 @@ class RangeLock:
                 self._path.unlink(missing_ok=True)
             os.close(self._fd)
             self._fd = None
-            self._cleanup_if_made()
+            self._cleanup()
 
-    def _cleanup_if_made(self) -> None:
-        """Remove what acquire() created if this run made the directory and wrote nothing
-        else into it (call with the registry held)."""
-        if not self._made_dir:
-            return
+    def _cleanup(self) -> None:
+        """With the registry held: the last holder out removes the lock files (a waiting
+        acquirer notices the registry is gone and starts on a new one), and the directory
+        too if this run made it and wrote nothing else into it."""
         hdir = self.dir / HOLDERS
         try:
             if hdir.is_dir() and not any(hdir.iterdir()):
                 hdir.rmdir()
-            if {p.name for p in self.dir.iterdir()} == {REGISTRY}:
-                (self.dir / REGISTRY).unlink()
+            if not hdir.exists():
+                (self.dir / REGISTRY).unlink(missing_ok=True)
+            if self._made_dir and not any(self.dir.iterdir()):
                 self.dir.rmdir()
         except OSError:
             pass  # another process is using it: leave it

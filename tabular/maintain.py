@@ -36,12 +36,14 @@ import pyarrow.parquet as pq
 
 from .lock import WHOLE, RangeLock
 from .schema import (
+    MERGED_CONFIGS,
     META_FILE,
     TableError,
     configs_schema,
     curves_schema,
     list_shards,
     meta_bytes,
+    read_meta,
 )
 from .table import _read_shards, _space_of, resolve_table
 from .writer import _atomic_bytes, _fsync_dir, write_parquet_atomic
@@ -77,7 +79,7 @@ def merge_table(path: str | os.PathLike, out: str | os.PathLike | None = None) -
         meta, cfg, cur = _read_shards(d, shards)
         if (d / META_FILE).exists():
             meta = json.loads((d / META_FILE).read_text())
-        meta = {**meta, "merged_from_shards": len(shards.pairs)}
+        meta = {**meta, "merged_from_shards": _commits(shards.pairs)}
         kv = meta_bytes(meta)
         cfg = cfg.sort_by("config_id").cast(configs_schema(_space_of(meta)))
         cur = cur.sort_by([("config_id", "ascending"), ("epoch", "ascending")])
@@ -93,6 +95,16 @@ def merge_table(path: str | os.PathLike, out: str | os.PathLike | None = None) -
         if lock is not None:
             lock.release()
     return target
+
+
+def _commits(pairs) -> int:
+    """Shards committed by writers behind these pairs: a merged pair counts what it merged."""
+    n = 0
+    for c, _ in pairs:
+        merged = c.name == MERGED_CONFIGS or "-merged-" in c.name
+        n += int(read_meta(pq.read_schema(c).metadata, str(c)).get(
+            "merged_from_shards", 1)) if merged else 1
+    return n
 
 
 def _merge_to_new(target: Path, name: str, cfg: pa.Table, cur: pa.Table, meta: bytes) -> None:

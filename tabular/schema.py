@@ -68,7 +68,8 @@ STATUSES = ("complete", "diverged", "failed")
 IDENTITY_KEYS = ("schema_version", "dataset", "space", "epochs", "sobol_seed", "split_seed")
 CURVE_FLOATS = ("val_accuracy", "train_loss", "val_loss", "train_seconds", "solo_seconds",
                 "eval_seconds")
-_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "logfloat": pa.float64(),
+_ARROW_TYPES = {"int": pa.int64(), "logint": pa.int64(), "float": pa.float64(),
+                "logfloat": pa.float64(),
                 "cat": pa.string()}
 
 

@@ -1,13 +1,20 @@
-"""Search spaces of Choi et al., Table I, and the Sobol-point -> config mapping.
+"""Search spaces (Choi et al.'s Table I, LCBench's MLP space) and the Sobol-point -> config map.
 
 A config's stable id is its Sobol index: `space.config_at(i, seed)` is the i-th point of the
 scrambled, seeded Sobol sequence in [0, 1)^d, mapped dimension by dimension:
 floats linearly, the learning rate on a log10 scale, integers by equal-width bins over the
-inclusive range, categoricals by equal bins. Fixed values (marked * in Table I) are not
-dimensions; they are carried in `space.fixed` so a model can be built from the config alone.
+inclusive range, log-integers by equal-width bins of log(v) over [low, high + 1) (so integer k
+has probability log((k+1)/k) / log((high+1)/low)), categoricals by equal bins. Fixed values
+(marked * in Table I) are not dimensions; they are carried in `space.fixed` so a model can be
+built from the config alone.
+
+Each space also carries its training `Recipe` (optimizer, schedule, and which config keys set
+which `pregen.trainer.TrainSpec` fields), so the trainer and the table generator treat every
+space alike.
 
 Table I lists 9 dimensions for MNIST and 10 for CIFAR-10 (C1-C4, Fc, filter size, learning
 rate, L2 weight, activation, regularizer); the paper's text says "nine". We follow the table.
+`lcbench-mlp` is documented at its definition below.
 """
 
 from __future__ import annotations
@@ -26,9 +33,11 @@ from lcsim.errors import UserError
 
 __all__ = [
     "Param",
+    "Recipe",
     "Space",
     "MNIST_SPACE",
     "CIFAR10_SPACE",
+    "LCBENCH_MLP_SPACE",
     "SPACES",
     "get_space",
     "ConfigError",
@@ -39,24 +48,71 @@ class ConfigError(UserError, ValueError):
     """A config that lies outside its search space; the message names parameter and range."""
 
 
+_KINDS = ("int", "logint", "float", "logfloat", "cat")
+# TrainSpec fields a recipe may set from a config (pregen.trainer.TrainSpec has them all)
+_SPEC_FIELDS = ("lr", "momentum", "weight_decay", "l2_weight", "batch_size")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a space's configs are trained; `pregen.trainer.train_config` applies it.
+
+    `spec_keys` pairs a TrainSpec field with the config key (free or fixed) that sets it;
+    everything else (epochs, seed, device options) comes from the caller's TrainSpec.
+    """
+
+    optimizer: str = "adam"  # Choi et al. (a pregen.trainer.OPTIMIZERS name)
+    schedule: str = "constant"  # a pregen.trainer.SCHEDULES name, stepped once per epoch
+    spec_keys: tuple[tuple[str, str], ...] = (("lr", "learning_rate"),
+                                              ("l2_weight", "l2_weight"))
+
+    def __post_init__(self):
+        bad = [f for f, _ in self.spec_keys if f not in _SPEC_FIELDS]
+        if bad:
+            raise ValueError(f"Recipe.spec_keys: unknown TrainSpec field(s) {bad}; "
+                             f"allowed {list(_SPEC_FIELDS)}")
+
+    def overrides(self, full_config: Mapping[str, Any]) -> dict[str, Any]:
+        """TrainSpec field -> value for one config (`space.full(config)`)."""
+        out: dict[str, Any] = {"optimizer": self.optimizer, "schedule": self.schedule}
+        for f, key in self.spec_keys:
+            out[f] = int(full_config[key]) if f == "batch_size" else float(full_config[key])
+        return out
+
+    @property
+    def text(self) -> str:
+        """One line for help texts and table metadata."""
+        keys = ", ".join(f"{f} <- {k}" for f, k in self.spec_keys)
+        return f"optimizer {self.optimizer}, schedule {self.schedule}; from the config: {keys}"
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
-    kind: str  # "int" | "float" | "logfloat" | "cat"
-    low: float | None = None  # inclusive, for int / float / logfloat
+    kind: str  # "int" | "logint" | "float" | "logfloat" | "cat"
+    low: float | None = None  # inclusive, for int / logint / float / logfloat
     high: float | None = None  # inclusive
     choices: tuple[str, ...] = ()  # for cat
 
     def __post_init__(self):
-        if self.kind not in ("int", "float", "logfloat", "cat"):
+        if self.kind not in _KINDS:
             raise ValueError(f"Param {self.name}: unknown kind {self.kind!r}")
         if self.kind == "cat":
             if not self.choices:
                 raise ValueError(f"Param {self.name}: a categorical needs choices")
         elif self.low is None or self.high is None or not self.low <= self.high:
             raise ValueError(f"Param {self.name}: bad range [{self.low}, {self.high}]")
-        if self.kind == "logfloat" and self.low <= 0:
+        if self.log and self.low <= 0:
             raise ValueError(f"Param {self.name}: log scale needs low > 0, got {self.low}")
+
+    @property
+    def log(self) -> bool:
+        """Whether values are spread on a log scale (plots use a log axis for these)."""
+        return self.kind in ("logfloat", "logint")
+
+    @property
+    def integer(self) -> bool:
+        return self.kind in ("int", "logint")
 
     @property
     def range_text(self) -> str:
@@ -72,6 +128,10 @@ class Param:
         if self.kind == "logfloat":
             lo, hi = math.log10(self.low), math.log10(self.high)
             return 10.0 ** (lo + u * (hi - lo))
+        if self.kind == "logint":
+            lo, hi = math.log(self.low), math.log(self.high + 1)
+            v = np.floor(np.exp(lo + u * (hi - lo))).astype(np.int64)
+            return np.clip(v, int(self.low), int(self.high))
         n = (len(self.choices) if self.kind == "cat" else int(self.high - self.low) + 1)
         b = np.minimum(np.floor(u * n).astype(np.int64), n - 1)
         return b if self.kind == "cat" else b + int(self.low)
@@ -84,6 +144,9 @@ class Param:
         if self.kind == "logfloat":
             lo, hi = math.log10(self.low), math.log10(self.high)
             return (math.log10(float(v)) - lo) / (hi - lo)
+        if self.kind == "logint":
+            lo, hi = math.log(self.low), math.log(self.high + 1)
+            return ((math.log(int(v)) + math.log(int(v) + 1)) / 2 - lo) / (hi - lo)
         if self.kind == "cat":
             return (self.choices.index(v) + 0.5) / len(self.choices)
         n = int(self.high - self.low) + 1
@@ -102,7 +165,7 @@ class Param:
                 f"{self.name}={v!r} is not a number; allowed {self.range_text}") from None
         if not math.isfinite(x) or not self.low <= x <= self.high:
             raise ConfigError(f"{self.name}={v!r} is outside the allowed range {self.range_text}")
-        if self.kind == "int":
+        if self.integer:
             if x != int(x):
                 raise ConfigError(f"{self.name}={v!r} must be an integer in {self.range_text}")
             return int(x)
@@ -111,12 +174,20 @@ class Param:
 
 @dataclass(frozen=True)
 class Space:
-    """A Table I search space: its dimensions, in Sobol order, and its fixed values."""
+    """A search space: its dimensions, in Sobol order, fixed values and training recipe."""
 
     name: str
     params: tuple[Param, ...]
     fixed: Mapping[str, Any] = field(default_factory=dict)
     num_classes: int = 10
+    recipe: Recipe = field(default_factory=Recipe)
+
+    def __post_init__(self):
+        known = set(self.names) | set(self.fixed)
+        bad = [k for _, k in self.recipe.spec_keys if k not in known]
+        if bad:
+            raise ValueError(f"space {self.name!r}: recipe reads {bad}, which are neither "
+                             f"parameters nor fixed values")
 
     @property
     def names(self) -> list[str]:
@@ -150,7 +221,7 @@ class Space:
             for p, c in zip(self.params, cols, strict=True):
                 v = c[i]
                 cfg[p.name] = (p.choices[int(v)] if p.kind == "cat"
-                               else int(v) if p.kind == "int" else float(v))
+                               else int(v) if p.integer else float(v))
             out.append(cfg)
         return out
 
@@ -235,7 +306,32 @@ CIFAR10_SPACE = Space(
     fixed={"pool1": 2, "pool2": 2, "dropout": 0.5},
 )
 
-SPACES: dict[str, Space] = {s.name: s for s in (MNIST_SPACE, CIFAR10_SPACE)}
+# LCBench (Zimmer et al. 2021, "Auto-PyTorch Tabular"; github.com/automl/LCBench): the seven
+# randomly sampled hyperparameters and ranges of its README / Table, log scale where LCBench
+# says so (batch size, learning rate, max units; momentum and weight decay are linear there,
+# as in Auto-PyTorch's SGD space). Fixed as in LCBench's configs: funnel-shaped MLP with ReLU
+# (Auto-PyTorch's ShapedMlpNet, see pregen.models), SGD with momentum and weight decay, cosine
+# annealing over the T epochs (eta_min 1e-8). Ours: Sobol points instead of LCBench's random
+# sampling; log-integers mapped by log-width bins (module docstring); no class weighting in
+# the loss (LCBench: weighted cross-entropy; the digits classes are balanced to within 5%).
+LCBENCH_MLP_SPACE = Space(
+    name="lcbench-mlp",
+    params=(
+        Param("batch_size", "logint", 16, 512),
+        Param("learning_rate", "logfloat", 1e-4, 1e-1),
+        Param("momentum", "float", 0.1, 0.99),
+        Param("weight_decay", "float", 1e-5, 1e-1),
+        Param("num_layers", "int", 1, 5),  # Linear layers, the output layer included
+        Param("max_units", "logint", 64, 1024),  # width of the first hidden layer
+        Param("max_dropout", "float", 0.0, 1.0),  # dropout of the first hidden layer
+    ),
+    fixed={"mlp_shape": "funnel", "activation": "relu"},
+    recipe=Recipe(optimizer="momentum", schedule="cosine",
+                  spec_keys=(("lr", "learning_rate"), ("momentum", "momentum"),
+                             ("weight_decay", "weight_decay"), ("batch_size", "batch_size"))),
+)
+
+SPACES: dict[str, Space] = {s.name: s for s in (MNIST_SPACE, CIFAR10_SPACE, LCBENCH_MLP_SPACE)}
 
 
 def get_space(name: str) -> Space:

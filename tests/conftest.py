@@ -6,7 +6,7 @@ Each `tiny_*_root` fixture is a data root (session scoped, read-only by conventi
     tiny_mnist_root     ROOT/MNIST/raw/*-ubyte (IDX)             256 train / 64 test
     tiny_cifar10_root   ROOT/cifar-10-batches-py/ (pickles)      5 x 24 train / 40 test
     tiny_cifar100_root  ROOT/cifar-100-python/ (pickles)         120 train / 40 test
-    tiny_svhn_root      ROOT/svhn/{train,test}_32x32.mat         120 train / 40 test
+    tiny_svhn_root      ROOT/svhn/{train,extra,test}_32x32.mat   120 train / 60 extra / 40 test
     tiny_data_root      all four in one root
     tiny_mnist10_root   ROOT/MNIST/raw/*-ubyte, 10x10 pixels     80 train / 8 test
 
@@ -14,6 +14,14 @@ The images are learnable: class k is a bright square at a class-specific place (
 colour images, in a class-specific channel) over uniform noise, so a small CNN fits them in
 a few epochs. `make_tiny_dataset(name, root, n_train, n_test, seed)` writes more.
 `tiny_mnist_data` is the tiny MNIST loaded on the CPU (default validation split).
+
+For the live methods (population, ESGD, EPBT), smaller still and built in memory:
+
+    tiny_images       DeviceData, 3 classes of 1x8x8 images: 96 train / 48 val / 48 test
+    bn_net            `bn_net(seed, dropout=0.0, dtype=torch.float32)`: the tiny batch-norm
+                      CNN for those images (a model factory: seed -> nn.Module)
+    random_batches    `random_batches(n, P, B=5, seed=0)`: n float64 batches (x, y) of
+                      random 1x8x8 images, [P, B, ...] per member or [B, ...] if P is None
 """
 
 from __future__ import annotations
@@ -56,7 +64,8 @@ def _write_pickle(path: Path, obj: dict) -> None:
 
 def make_tiny_dataset(name: str, root: Path, n_train: int = 120, n_test: int = 40,
                       seed: int = 0) -> Path:
-    """Write a tiny `name` dataset under data root `root` in torchvision's layout."""
+    """Write a tiny `name` dataset under data root `root` in torchvision's layout (SVHN also
+    gets its extra split, n_train // 2 images: what `svhn-extra` adds to training)."""
     rng = np.random.default_rng(seed)
     root = Path(root)
     if name == "mnist":
@@ -93,7 +102,7 @@ def make_tiny_dataset(name: str, root: Path, n_train: int = 120, n_test: int = 4
     elif name == "svhn":
         d = root / "svhn"
         d.mkdir(parents=True, exist_ok=True)
-        for split, n in (("train", n_train), ("test", n_test)):
+        for split, n in (("train", n_train), ("extra", n_train // 2), ("test", n_test)):
             x, y = _images(n, 10, (3, 32, 32), rng)
             # the real .mat layout: X [32, 32, 3, N], y [N, 1] with digit 0 stored as 10
             y_mat = np.where(y == 0, 10, y).astype(np.uint8)[:, None]
@@ -179,6 +188,66 @@ def tiny_mnist_data(tiny_mnist_root):
     from lcsim.pregen.data import load_dataset
 
     return load_dataset("mnist", tiny_mnist_root)
+
+
+def make_tiny_images(n_train: int = 96, n_val: int = 48, n_test: int = 48, seed: int = 0):
+    """3 classes of 1x8x8 uint8 images: class c has a bright band in rows 3c..3c+1."""
+    import torch
+    from lcsim.pregen.data import DeviceData
+
+    g = torch.Generator().manual_seed(seed)
+
+    def split(n):
+        y = torch.randint(0, 3, (n,), generator=g)
+        x = torch.randint(0, 90, (n, 1, 8, 8), generator=g, dtype=torch.int64)
+        for i, c in enumerate(y.tolist()):
+            x[i, 0, 3 * c:3 * c + 2] += 150
+        return x.clamp(0, 255).to(torch.uint8), y
+
+    (trx, tr_y), (vx, vy), (tx, ty) = split(n_train), split(n_val), split(n_test)
+    return DeviceData("tiny", trx, tr_y, vx, vy, tx, ty, num_classes=3, in_shape=(1, 8, 8),
+                      augment=(), mean=(0.3,), std=(0.3,))
+
+
+def make_bn_net(seed: int = 0, *, dropout: float = 0.0, dtype=None):
+    """Conv (no bias) - BatchNorm - ReLU - MaxPool - Linear for 1x8x8 images, 3 classes,
+    initialised from `seed` without touching the global RNG. No conv bias before BN: its
+    true gradient is 0, and Adam would turn float noise in it into full-size steps."""
+    import torch
+    from torch import nn
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        layers = [nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+                  nn.MaxPool2d(2), nn.Flatten()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(64, 3))
+        return nn.Sequential(*layers).to(dtype or torch.float32)
+
+
+def make_random_batches(n: int, P: int | None, B: int = 5, seed: int = 0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    lead = (P, B) if P else (B,)
+    return [(torch.randn(*lead, 1, 8, 8, generator=g, dtype=torch.float64),
+             torch.randint(0, 3, lead, generator=g)) for _ in range(n)]
+
+
+@pytest.fixture(scope="session")
+def tiny_images():
+    return make_tiny_images()
+
+
+@pytest.fixture(scope="session")
+def bn_net():
+    return make_bn_net
+
+
+@pytest.fixture(scope="session")
+def random_batches():
+    return make_random_batches
 
 
 @pytest.fixture(scope="session", name="make_tiny_dataset")

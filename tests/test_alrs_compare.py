@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
-from lcsim.hpo_sim.live import alrs_compare
-from lcsim.hpo_sim.live.alrs_compare import Experiment, load_preset, run_experiment, summarize
+from lcsim.hpo_sim.live.alrs import Experiment, load_experiments, run_experiment, summarize
+from lcsim.hpo_sim.live.alrs import compare as alrs_compare
+from lcsim.hpo_sim.live.common import PresetError, build_config, load_data
 
 SMALL_MODEL = {
     "name": "tiny-cnn",
@@ -46,12 +45,15 @@ def tiny_experiment(**kw) -> Experiment:
 
 @pytest.mark.parametrize("name", ["mnist-small", "paper"])
 def test_shipped_presets_load(name):
-    raw, exps = load_preset(name)
+    raw, exps = load_experiments(name)
     assert raw["description"] and exps
     for e in exps:
         assert set(e.optimizers) == {"adam", "momentum"}
-        assert len(e.seeds) == 3 and len(e.seed_study_lrs) == 10
-        assert e.seed_study_lrs[0] == pytest.approx(5e-5) and e.seed_study_lrs[-1] == 10
+        # Section 5 / Table 4's range (Section 4.1 says [0.001, 10]), as a preset setting
+        assert e.seed_study_range == (5e-5, 10.0) and len(e.seeds) == 3
+        lrs = e.seed_study_values
+        assert len(lrs) == 10 and lrs[0] == pytest.approx(5e-5) and lrs[-1] == 10
+        assert e.alrs_adjustment == "last"
     if name == "paper":
         assert [(e.dataset, e.epochs, e.batch_size) for e in exps] == [
             ("mnist", 10, 128),
@@ -61,8 +63,8 @@ def test_shipped_presets_load(name):
 
 
 def test_unknown_preset_lists_the_known_ones():
-    with pytest.raises(FileNotFoundError, match="mnist-small"):
-        load_preset("no-such-preset")
+    with pytest.raises(PresetError, match="available: mnist-small, paper"):
+        load_experiments("no-such-preset")
 
 
 def test_bad_experiment_is_named():
@@ -70,8 +72,15 @@ def test_bad_experiment_is_named():
         tiny_experiment(optimizers=("adam", "momentum"))
     with pytest.raises(ValueError, match="unknown"):
         tiny_experiment(methods=("alrs", "magic"))
-    with pytest.raises(ValueError, match="unknown experiment keys.*'epoch'"):
-        Experiment.from_dict({"dataset": "mnist", "model": SMALL_MODEL, "epoch": 3})
+    with pytest.raises(ValueError, match="optimizers: unknown optimizer 'adamw'"):
+        tiny_experiment(optimizers=("adamw",), standard_lr={"adamw": 1e-3})
+    with pytest.raises(PresetError, match=r"unknown key\(s\) 'epoch'; allowed: .*epochs"):
+        build_config(Experiment, {"dataset": "mnist", "model": SMALL_MODEL, "epoch": 3}, "x")
+    with pytest.raises(PresetError, match="optimizers: expected a list, got the string 'adam'"):
+        build_config(Experiment, {"dataset": "mnist", "model": SMALL_MODEL,
+                                  "optimizers": "adam"}, "x")
+    with pytest.raises(ValueError, match="Experiment.model: unknown key"):
+        tiny_experiment(model={"nmed": "mnist-cnn"})
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +103,32 @@ def test_every_method_and_seed_is_run(tiny_results):
     assert tuned["alrs"] > 0 and tuned["range_test"] == 20 and tuned["standard"] == 0
     alrs_rows = runs[runs["method"] == "alrs"]
     assert (alrs_rows["lr"] > 0).all()
+    # cost in epochs and the ADJUSTMENT reading are recorded on every row
+    nb = int(runs["epoch_batches"].iloc[0])  # tiny MNIST: 205 training examples, batch 32
+    assert nb == int(np.ceil(205 / 32))
+    assert np.allclose(runs["tune_epochs"], runs["tune_batches"] / nb)
+    assert (runs["alrs_adjustment"] == "last").all() and (study["alrs_adjustment"] == "last").all()
+
+
+def test_seed_study_range_gives_log_spaced_lr_seeds():
+    exp = tiny_experiment(seed_study_lrs=(), seed_study_range=(0.001, 10.0), seed_study_count=5)
+    assert exp.seed_study_values == pytest.approx((0.001, 0.01, 0.1, 1.0, 10.0))
+    with pytest.raises(ValueError, match="not both"):
+        tiny_experiment(seed_study_range=(0.001, 10.0))
+    with pytest.raises(ValueError, match="seed_study_range"):
+        tiny_experiment(seed_study_lrs=(), seed_study_range=(10.0, 0.001))
+
+
+def test_cumulative_reading_is_recorded_and_changes_the_rate(tiny_mnist_root, tmp_path):
+    def rates(adjustment):
+        exp = tiny_experiment(methods=("alrs",), seeds=(0,), seed_study_lrs=(),
+                              alrs_adjustment=adjustment)
+        runs, _ = run_experiment(exp, tmp_path / adjustment, data_root=str(tiny_mnist_root),
+                                 progress=False)
+        assert (runs["alrs_adjustment"] == adjustment).all()
+        return runs["lr"].tolist()
+
+    assert rates("last") != rates("cumulative")
 
 
 def test_same_init_and_data_order_across_methods(tiny_mnist_root, tmp_path):
@@ -148,87 +183,12 @@ def test_resume_skips_finished_runs(tiny_results, tiny_mnist_root, monkeypatch):
     pd.testing.assert_frame_equal(again, runs)
 
 
-def test_cli_compare_writes_parquet_and_plot(tiny_mnist_root, tmp_path, capsys):
-    from lcsim.cli import main
-
-    exp = dict(vars(tiny_experiment(seeds=(0,), seed_study_lrs=())))
-    exp["methods"] = ["alrs", "standard", "grid"]
-    preset = tmp_path / "p.json"
-    preset.write_text(json.dumps({"description": "test", "device": "cpu", "experiments": [exp]}))
-    out = tmp_path / "out"
-    rc = main(
-        [
-            "live",
-            "alrs-compare",
-            "--preset",
-            str(preset),
-            "--out",
-            str(out),
-            "--data-root",
-            str(tiny_mnist_root),
-            "--no-progress",
-        ]
-    )
-    assert rc == 0
-    runs = pd.read_parquet(out / "runs.parquet")
-    assert set(runs["method"]) == {"alrs", "standard", "grid"}
-    assert (out / "loss-adam.png").stat().st_size > 1000
-    import pyarrow.parquet as pq
-
-    meta = json.loads(pq.read_schema(out / "summary.parquet").metadata[b"lcsim"])
-    assert meta["device"] == "cpu" and meta["experiments"][0]["epochs"] == 1
-    assert "grid best 3" in capsys.readouterr().out
-
-
-def test_cli_alrs_prints_rate_and_cost(tiny_mnist_root, tmp_path, capsys, monkeypatch):
-    from lcsim.pregen import models
-
-    from lcsim.cli import main
-
-    # The CLI's wiring is under test, not mnist-cnn's 0.85 M parameters: build the tiny net.
-    def tiny_named(name, *, in_shape, num_classes, seed=0):
-        assert name == "mnist-cnn"
-        return models.build_model(
-            "mnist", SMALL_MODEL["config"], in_shape=in_shape, num_classes=num_classes, seed=seed
-        )
-
-    monkeypatch.setattr(models, "build_named_model", tiny_named)
-
-    trace = tmp_path / "trace.json"
-    rc = main(
-        [
-            "live",
-            "alrs",
-            "--dataset",
-            "mnist",
-            "--data-root",
-            str(tiny_mnist_root),
-            "--model",
-            "mnist-cnn",
-            "--optimizer",
-            "adam",
-            "--batch-size",
-            "64",
-            "--trace",
-            str(trace),
-        ]
-    )
-    assert rc == 0
-    text = capsys.readouterr().out
-    assert "ALRS learning rate:" in text and "batches" in text
-    saved = json.loads(trace.read_text())
-    assert saved["lr"] == pytest.approx(saved["search_value"] / 10)
-    assert saved["trace"] and {"signal", "value", "lower", "upper", "phase"} <= set(
-        saved["trace"][0]
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("optimizer, low, high", [("adam", 3e-4, 3e-2), ("momentum", 1e-3, 0.3)])
 def test_alrs_rate_on_shipped_mnist_is_plausible(optimizer, low, high):
     """Real data (the shipped 10k subset), one ALRS run: a rate in the usual range, <= ~1 epoch."""
-    _, (exp,) = load_preset("mnist-small")
-    data = alrs_compare._load_data(exp, "cpu", None)
+    _, (exp,) = load_experiments("mnist-small")
+    data = load_data(exp.dataset, val_size=exp.val_size, train_examples=exp.train_examples)
     res = alrs_compare._alrs_rate(exp, data, optimizer, seed=0, device="cpu")
     assert low <= res.lr <= high
     assert res.complete and res.epochs <= 1.25
@@ -238,8 +198,8 @@ def test_alrs_rate_on_shipped_mnist_is_plausible(optimizer, low, high):
 def test_seed_through_an_overflow_gives_the_same_rate():
     """Measured regression: SGD momentum seeded at 0.0441 passes lr 4.4 and overflows; with the
     optimizer-state reset it lands within 3x of the rate found from the paper's seed 1."""
-    _, (exp,) = load_preset("mnist-small")
-    data = alrs_compare._load_data(exp, "cpu", None)
+    _, (exp,) = load_experiments("mnist-small")
+    data = load_data(exp.dataset, val_size=exp.val_size, train_examples=exp.train_examples)
     a = alrs_compare._alrs_rate(exp, data, "momentum", seed=0, device="cpu", initial_lr=0.0441)
     b = alrs_compare._alrs_rate(exp, data, "momentum", seed=0, device="cpu", initial_lr=1.0)
     assert b.lr / 3 <= a.lr <= 3 * b.lr and a.epochs <= 1.25

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lcsim.hpo_sim.live.hypergrad import HypergradientLR
+from lcsim.hpo_sim.live.alrs import HypergradientLR
 
 
 def quadratic_step(

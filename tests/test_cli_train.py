@@ -106,6 +106,23 @@ def test_bf16_is_one_switch_off_by_default_for_train():
                       "--no-bf16"]).bf16
 
 
+def test_train_augmentation_is_off_by_default_and_switchable(tiny_cifar10_root, capsys):
+    cfg = {"c1_filters": 8, "c2_filters": 32, "c3_filters": 64, "c4_filters": 64,
+           "fc_units": 10, "filter_size": 2, "learning_rate": 1e-3, "l2_weight": 0.0,
+           "activation": "relu", "regularizer": "none"}
+    base = ["train", "--space", "cifar10", "--data-root", str(tiny_cifar10_root), "--config",
+            json.dumps(cfg), "--epochs", "1", "--batch-size", "32"]
+    assert main(base) == 0
+    assert "augment none" in capsys.readouterr().out  # the paper's recipe: none
+    assert main([*base, "--augment", "crop,flip,cutout:8"]) == 0
+    assert "augment crop,flip,cutout:8" in capsys.readouterr().out
+
+
+def test_train_bad_augmentation_is_one_line(user_error):
+    assert main(["train", "--space", "mnist", "--augment", "crop,,flip"]) == 2
+    assert "argument --augment: unknown augmentation ''" in user_error("train")
+
+
 # --- lcsim train --table T --id I: a row re-trained with the table's recipe ------------------
 
 

@@ -6,15 +6,17 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from lcsim.pregen.augment import augment_batch
 from lcsim.pregen.data import (
     DATASETS,
     DatasetNotFoundError,
-    _augment,
     default_val_size,
     expected_files,
     load_dataset,
     shipped_mnist_root,
 )
+
+FILE_DATASETS = [n for n in DATASETS if n != "digits"]  # read from files by torchvision
 
 
 def _torchvision_splits(name, root):
@@ -23,7 +25,7 @@ def _torchvision_splits(name, root):
     if name == "mnist":
         tr, te = tv.MNIST(root, train=True), tv.MNIST(root, train=False)
         return tr.data[:, None], tr.targets, te.data[:, None], te.targets
-    if name == "svhn":
+    if name.startswith("svhn"):
         # torchvision checks the real md5, so read the same .mat files through its parser
         # with the check relaxed only for the tiny fixture
         class S(tv.SVHN):
@@ -31,8 +33,12 @@ def _torchvision_splits(name, root):
                 return True
 
         tr, te = S(root / "svhn", split="train"), S(root / "svhn", split="test")
-        return (torch.from_numpy(tr.data), torch.from_numpy(tr.labels),
-                torch.from_numpy(te.data), torch.from_numpy(te.labels))
+        x, y = torch.from_numpy(tr.data), torch.from_numpy(tr.labels)
+        if name == "svhn-extra":  # the training split is train + extra
+            ex = S(root / "svhn", split="extra")
+            x, y = torch.cat([x, torch.from_numpy(ex.data)]), torch.cat(
+                [y, torch.from_numpy(ex.labels)])
+        return x, y, torch.from_numpy(te.data), torch.from_numpy(te.labels)
     cls = tv.CIFAR10 if name == "cifar10" else tv.CIFAR100
 
     class C(cls):
@@ -47,7 +53,7 @@ def _torchvision_splits(name, root):
             torch.from_numpy(te.data).permute(0, 3, 1, 2), torch.tensor(te.targets))
 
 
-@pytest.mark.parametrize("name", DATASETS)
+@pytest.mark.parametrize("name", FILE_DATASETS)
 def test_each_torchvision_format_loads_from_the_fixtures(name, tiny_data_root):
     d = load_dataset(name, tiny_data_root)
     tr_x, tr_y, te_x, te_y = _torchvision_splits(name, tiny_data_root)
@@ -85,7 +91,7 @@ def test_split_is_seeded(tiny_mnist_root):
     assert not torch.equal(a.val_x, c.val_x)
 
 
-@pytest.mark.parametrize("name", DATASETS)
+@pytest.mark.parametrize("name", FILE_DATASETS)
 def test_missing_dataset_names_files_folder_and_download(name, tmp_path):
     with pytest.raises(DatasetNotFoundError) as err:
         load_dataset(name, tmp_path)
@@ -162,7 +168,7 @@ def test_cifar_augmentation_is_a_padded_crop_and_maybe_a_flip(tiny_cifar10_root)
     d = load_dataset("cifar10", tiny_cifar10_root)
     assert d.augment == ("crop", "flip")
     x = d.train_x[:12]
-    out = _augment(x, d.augment, torch.Generator().manual_seed(0))
+    out = augment_batch(x, d.augment, torch.Generator().manual_seed(0))
     padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
     shifts, flips = set(), 0
     for i in range(len(x)):
@@ -214,3 +220,58 @@ def test_a_partial_cache_is_repaired(tmp_path):
         ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
          "t10k-labels-idx1-ubyte"])
     assert (raw / "train-images-idx3-ubyte").stat().st_size == 16 + 8_000 * 28 * 28
+
+
+def test_svhn_extra_trains_on_train_plus_extra(tiny_svhn_root):
+    plain = load_dataset("svhn", tiny_svhn_root, val_size=0)
+    both = load_dataset("svhn-extra", tiny_svhn_root, val_size=0)
+    assert (len(plain.train_y), len(both.train_y)) == (120, 180)  # + the 60 extra images
+    assert torch.equal(both.test_x, plain.test_x)  # the test split is SVHN's test split
+    assert set(map(bytes, plain.train_x.flatten(1).numpy())) < set(
+        map(bytes, both.train_x.flatten(1).numpy()))
+    assert both.augment == () and both.num_classes == 10 and int(both.train_y.max()) <= 9
+    assert expected_files("svhn-extra", tiny_svhn_root)[1].name == "extra_32x32.mat"
+
+
+def test_svhn_extra_without_the_extra_file_names_it(tiny_svhn_root, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny_svhn_root, tmp_path / "r")
+    (tmp_path / "r" / "svhn" / "extra_32x32.mat").unlink()
+    assert len(load_dataset("svhn", tmp_path / "r").test_y) == 40  # plain SVHN still loads
+    with pytest.raises(DatasetNotFoundError, match="missing: .*extra_32x32.mat"):
+        load_dataset("svhn-extra", tmp_path / "r")
+
+
+def test_val_size_zero_keeps_every_training_example(tiny_mnist_root):
+    from lcsim.pregen.data import EmptySplitError
+
+    from lcsim.errors import UserError
+
+    d = load_dataset("mnist", tiny_mnist_root, val_size=0)
+    assert (len(d.train_y), len(d.val_y)) == (256, 0) and d.val_x.shape == (0, 1, 28, 28)
+    # training batches are fine; anything that evaluates on the empty split is told why
+    assert sum(len(y) for _, y in d.batches("train", 100)) == 256
+    with pytest.raises(EmptySplitError, match="val split of mnist is empty.*val_size=0"):
+        next(d.batches("val", 100))
+    assert issubclass(EmptySplitError, UserError)
+    with pytest.raises(ValueError, match=r"val_size=-1 must be in \[0, 255\]"):
+        load_dataset("mnist", tiny_mnist_root, val_size=-1)
+
+
+def test_training_without_a_validation_split_records_nan_validation(tiny_mnist_root):
+    from lcsim.pregen.models import build_model
+    from lcsim.pregen.trainer import TrainSpec, evaluate, train
+
+    from lcsim.errors import UserError
+
+    d = load_dataset("mnist", tiny_mnist_root, val_size=0)
+    cfg = {"c1_filters": 4, "c2_filters": 4, "fc_units": 8, "filter_size": 3, "pool1": 2,
+           "pool2": 2, "dropout": 0.0, "activation": "relu", "regularizer": "none"}
+    model = build_model("mnist", cfg, in_shape=d.in_shape, num_classes=10)
+    res = train(model, d, TrainSpec(epochs=2, batch_size=64), device="cpu")
+    assert res.status == "complete" and len(res.epochs) == 2
+    assert all(np.isnan(r.val_accuracy) and np.isnan(r.val_loss) for r in res.epochs)
+    assert np.isfinite(res.epochs[-1].train_loss)
+    with pytest.raises(UserError, match="empty"):
+        evaluate(model, d, "val")

@@ -189,7 +189,7 @@ def test_best_so_far_panels():
 
 # ------------------------------------------------------------------------ ALRS
 def _alrs_runs() -> pd.DataFrame:
-    """lcsim.hpo_sim.live.alrs_compare runs: per-batch loss scale * (1 + s) / b for batch b."""
+    """lcsim.hpo_sim.live.alrs.compare runs: per-batch loss scale * (1 + s) / b for batch b."""
     rows = []
     for opt in ("adam", "momentum"):
         for m, scale, lr in (("standard", 1.0, 1e-3), ("alrs", 0.5, 2e-3), ("x10", 4.0, 1e-2)):
@@ -371,3 +371,59 @@ def test_taylorglo_shapes_panels_and_relative_zero_at_one():
     assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
     with pytest.raises(ValueError, match=r"taylorglo_shapes\['x'\].*h_theta_0"):
         fl.taylorglo_shapes({"x": pd.DataFrame({"generation": [0]})})
+
+
+# ------------------------------------------------------------------------ every figure fits
+def _outside(fig: Figure) -> list[str]:
+    """Drawn parts (figure texts and legends; each axes with its titles, labels, tick labels
+    and legend) whose box leaves the figure canvas, with 1 pixel of slack."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    r = fig.canvas.get_renderer()
+    fig.draw(r)
+    box = fig.bbox
+    parts = [(f"text {t.get_text()!r}", t) for t in fig.texts if t.get_text().strip()]
+    parts += [(f"figure legend {i}", lg) for i, lg in enumerate(fig.legends)]
+    parts += [(f"axes {ax.get_title()!r}", ax) for ax in _visible(fig)]
+    out = []
+    for name, artist in parts:
+        if not artist.get_visible():
+            continue
+        e = artist.get_tightbbox(r)
+        if e.x0 < box.x0 - 1 or e.y0 < box.y0 - 1 or e.x1 > box.x1 + 1 or e.y1 > box.y1 + 1:
+            out.append(name)
+    return out
+
+
+def _lcbench_table():
+    return make_table(40, 8, _acc, space="lcbench-mlp")
+
+
+@pytest.mark.parametrize("make", [
+    lambda t: fc.learning_curves(t, n=5),
+    lambda t: fc.final_accuracy_vs_hyperparameters(t),
+    lambda t: fc.final_accuracy_vs_hyperparameters(_lcbench_table()),
+    lambda t: fc.time_to_goal_distributions(
+        _summary(), title="smac: simulated time to reach the goal accuracy"),
+    lambda t: fc.time_to_goal_distributions(
+        _summary()[_summary()["goal"] == "top1%"],
+        title="random search: simulated time to reach the goal accuracy"),
+    lambda t: fc.time_to_goal_distributions(_summary()[_summary()["rules"] == "none"]),
+    lambda t: fc.time_to_goal_distributions(pd.concat([_summary().assign(rules=r) for r in (
+        "none", "etr1:tau=1", "etr1:tau=3", "etr2:p=0.9", "median", "etr1:tau=1+median")])),
+    lambda t: fc.best_so_far(_traces(), goal=0.8),
+    lambda t: fc.best_so_far(pd.concat([_traces().assign(goal="top1%"),
+                                        _traces().assign(goal="top5%")]), panel_col="goal"),
+], ids=["curves", "hyperparameters", "hyperparameters-lcbench", "time-to-goal-long-title",
+        "time-to-goal-one-goal",
+        "time-to-goal-one-rule", "time-to-goal-six-rules", "best-so-far", "best-so-far-panels"])
+def test_every_text_fits_the_canvas(make, table):
+    assert _outside(make(table)) == []
+
+
+def test_hyperparameter_panels_of_lcbench_log_integers():
+    fig = fc.final_accuracy_vs_hyperparameters(_lcbench_table())
+    scales = {ax.get_xlabel(): ax.get_xscale() for ax in _visible(fig)}
+    assert scales["batch size (log scale)"] == scales["max units (log scale)"] == "log"
+    assert scales["momentum"] == scales["weight decay"] == scales["num layers"] == "linear"

@@ -160,3 +160,46 @@ def test_bad_names_are_clear():
         build_named_model("vgg", in_shape=(3, 32, 32), num_classes=10)
     with pytest.raises(ValueError, match="'svhn'"):
         build_model("svhn", {}, in_shape=(3, 32, 32), num_classes=10)
+
+
+@pytest.mark.parametrize("name, published", [("wrn-28-10", 36.5e6), ("wrn-16-4", 2.7e6),
+                                             ("wrn-40-4", 8.9e6)])
+def test_wide_resnets_have_the_published_sizes(name, published):
+    # Zagoruyko & Komodakis (2016), Table 1 / Table 4 (10 classes), to their rounding
+    with torch.device("meta"):  # counts need no memory for the weights
+        m = build_named_model(name, in_shape=(3, 32, 32), num_classes=10)
+    assert abs(count_params(m) - published) < 0.05e6, (name, count_params(m))
+
+
+@pytest.mark.parametrize("name, depth, width", [("wrn-10-12", 10, 12), ("wrn-16-8", 16, 8),
+                                                ("wrn-22-6", 22, 6), ("wrn-28-5", 28, 5)])
+def test_epbt_fig3_wide_resnets_parse_depth_and_width(name, depth, width):
+    with torch.device("meta"):
+        m = build_named_model(name, in_shape=(3, 32, 32), num_classes=10)
+    convs = [x for x in m.modules() if isinstance(x, nn.Conv2d) and x.kernel_size == (3, 3)]
+    n = (depth - 4) // 6
+    assert len(convs) == 1 + 6 * n  # the stem + two per block, n blocks in each of 3 stages
+    assert [c.out_channels for c in convs][-1] == 64 * width and m.fc.in_features == 64 * width
+    assert 9e6 < count_params(m) < 11.5e6  # "similar number of parameters (11 million)"
+
+
+def test_wide_resnet_runs_seeded_with_stride_2_stages():
+    a = build_named_model("wrn-10-1", in_shape=(3, 32, 32), num_classes=7, seed=2)
+    b = build_named_model("wrn-10-1", in_shape=(3, 32, 32), num_classes=7, seed=2)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                  b.state_dict().values(), strict=True))
+    sizes = []
+    for blk in a.blocks:
+        blk.register_forward_hook(lambda mod, i, o: sizes.append(tuple(o.shape[1:])))
+    out = a(torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    assert out.shape == (2, 7) and torch.isfinite(out).all()
+    assert sizes == [(16, 32, 32), (32, 16, 16), (64, 8, 8)]
+
+
+@pytest.mark.parametrize("name", ["wrn-27-10", "wrn-4-1", "wrn-28-0"])
+def test_bad_wide_resnet_shapes_are_named(name):
+    from lcsim.pregen.models import is_named_model
+
+    assert not is_named_model(name)
+    with pytest.raises(ValueError, match=name):
+        build_named_model(name, in_shape=(3, 32, 32), num_classes=10)

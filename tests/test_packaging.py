@@ -10,15 +10,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _fresh_python(code: str, cwd: Path) -> str:
+    """stdout of `code` in a fresh interpreter outside the checkout (sys.path[0] must not be
+    the repository root)."""
+    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
 def test_stage_packages_import_only_under_the_lcsim_namespace(tmp_path):
-    # a fresh interpreter outside the checkout: sys.path[0] must not be the repository root
     code = ("import importlib.util as u, lcsim.tabular, lcsim.hpo_sim.replay\n"
             "print([n for n in ('analysis', 'tabular', 'pregen', 'hpo_sim') "
             "if u.find_spec(n) is not None])")
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert _fresh_python(code, tmp_path) == "[]"
+
+
+def test_lcsim_help_imports_no_torch(tmp_path):
+    # every `lcsim live` method registers its command: its package must stay light
+    code = ("import sys, lcsim.cli\n"
+            "lcsim.cli.build_parser()\n"
+            "print('torch' in sys.modules)")
+    assert _fresh_python(code, tmp_path) == "False"
 
 
 def test_pyproject_lists_every_package_folder():

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from lcsim.hpo_sim.live.genetic import HSpace
 from lcsim.hpo_sim.live.pbt import PBT_SPACE, PBTConfig, exploit, explore
+from lcsim.hpo_sim.live.population import HSpace
 from scipy import stats
 
 

@@ -223,7 +223,7 @@ def test_resume_dir_skips_finished_runs(table, tmp_path):
 
 def test_summary_quantiles_treat_unreached_goals_as_infinite():
     from lcsim.hpo_sim.replay.simulate import RunResult
-    from lcsim.hpo_sim.replay.study import _pct
+    from lcsim.hpo_sim.replay.summary import _pct
 
     x = np.array([1.0, 2.0, np.inf, np.inf])
     assert _pct(x, 50) == np.inf and _pct(x, 25) == pytest.approx(1.75)

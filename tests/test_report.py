@@ -80,7 +80,7 @@ def test_load_replay_names_missing_files(tmp_path):
 
 
 def _esgd_dir(root: Path) -> Path:
-    """ESGD output layout (hpo_sim.live.esgd_cli) with records in esgd.run's columns."""
+    """ESGD output layout (hpo_sim.live.esgd.cli) with records in esgd.run's columns."""
     for method in ("esgd", "population", "single"):
         rows = []
         n = 1 if method == "single" else 6
@@ -103,7 +103,7 @@ def _esgd_dir(root: Path) -> Path:
 
 
 def _epbt_dir(root: Path) -> Path:
-    """EPBT output layout (hpo_sim.live.epbt_cli) with records in epbt.run's columns."""
+    """EPBT output layout (hpo_sim.live.epbt.cli) with records in epbt.run's columns."""
     for method in ("epbt", "baseline"):
         for seed in (0, 1):
             rows = []
@@ -127,7 +127,7 @@ def _epbt_dir(root: Path) -> Path:
 
 
 def _alrs_dir(root: Path) -> Path:
-    """lcsim.hpo_sim.live.alrs_compare output layout: runs / seed_study / summary Parquet files."""
+    """lcsim.hpo_sim.live.alrs.compare output layout: runs / seed_study / summary Parquet files."""
     root.mkdir(parents=True)
     runs = pd.DataFrame([dict(experiment="e", dataset="mnist", optimizer="adam", method=m,
                               seed=s, lr=lr, final_loss=0.5, status="complete",

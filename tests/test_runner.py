@@ -406,3 +406,66 @@ def test_status_eta_from_shard_commit_times(tmp_path):
     assert st.remaining == 7 and st.complete == 3
     assert st.configs_per_hour == pytest.approx(3 / span * 3600)
     assert st.eta_seconds == pytest.approx(7 * span / 3)
+
+
+# --- augmentation: a recorded switch, off in the paper's recipe -------------------------------
+
+
+def test_choi_cifar_recipe_trains_without_augmentation_and_records_it(tiny_cifar10_root,
+                                                                      tmp_path, monkeypatch):
+    import json
+
+    from lcsim.pregen import workers
+
+    seen = []
+    real = workers.load_run_data
+
+    def spy(cfg, device):
+        data = real(cfg, device)
+        seen.append(data.augment)
+        return data
+
+    monkeypatch.setattr(workers, "load_run_data", spy)
+    cfg = _cfg(tiny_cifar10_root, tmp_path / "t", space="cifar10", dataset="cifar10",
+               n_configs=1, epochs=1, max_train=16)
+    assert cfg.augment == ()  # the paper mentions no augmentation: none by default
+    run(cfg)
+    assert len(seen) == 2 and set(seen) == {()}  # the probe's data and the worker's
+    meta = json.loads((tmp_path / "t" / "meta.json").read_text())
+    assert meta["augment"] == [] and meta["dataset"] == "cifar10"
+    # switched on, it is recorded, and a resume with another recipe is refused
+    run(_cfg(tiny_cifar10_root, tmp_path / "u", space="cifar10", dataset="cifar10",
+             n_configs=1, epochs=1, max_train=16, augment=("crop", "flip")))
+    assert json.loads((tmp_path / "u" / "meta.json").read_text())["augment"] == ["crop", "flip"]
+    from lcsim.tabular.schema import TableError
+
+    with pytest.raises(TableError, match=r"augment: \['crop', 'flip'\] in the table, \[\] now"):
+        run(_cfg(tiny_cifar10_root, tmp_path / "u", space="cifar10", dataset="cifar10",
+                 n_configs=2, epochs=1, max_train=16))
+
+
+def test_augment_flag_is_parsed_and_bad_ops_are_refused(tmp_path, user_error):
+    line = _pregen_error(user_error, "--n-configs", "1", "--augment", "crop,rotate",
+                         "--out", str(tmp_path / "t"))
+    assert "argument --augment: unknown augmentation 'rotate'" in line
+    assert not (tmp_path / "t").exists()
+    with pytest.raises(ValueError, match="unknown augmentation 'blur'"):
+        RunConfig(out=str(tmp_path), augment=("blur",))
+
+
+@pytest.mark.parametrize("dataset, refused", [("cifar10", True), ("mnist", False)])
+def test_resuming_a_table_from_before_augment_was_recorded(tmp_path, dataset, refused):
+    """Such a table trained with the dataset's then default (CIFAR: crop + flip)."""
+    import json
+
+    from lcsim.pregen.runner import check_resume
+    from lcsim.tabular.schema import META_FILE, TableError
+
+    (tmp_path / META_FILE).write_text(json.dumps({"dataset": dataset, "seed": 0}))
+    now = {"dataset": dataset, "seed": 0, "augment": []}
+    if refused:
+        with pytest.raises(TableError, match=r"augment: \['crop', 'flip'\] in the table"):
+            check_resume(tmp_path, now)
+        check_resume(tmp_path, {**now, "augment": ["crop", "flip"]})  # --augment crop,flip
+    else:
+        check_resume(tmp_path, now)

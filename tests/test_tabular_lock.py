@@ -42,6 +42,7 @@ def test_disjoint_ranges_hold_side_by_side_and_whole_conflicts_with_any(tmp_path
     assert holders(d) == []
     with RangeLock(d, WHOLE):  # released: free for the whole table
         pass
+    assert not list(d.glob(".lcsim-lock*"))  # the last holder out leaves no lock files
 
 
 def _hold_and_die(d: str, conn) -> None:

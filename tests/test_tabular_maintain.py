@@ -3,6 +3,7 @@ appends to a merged table stay visible, repair removes duplicate commits only.""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -77,6 +78,8 @@ def test_pandas_reads_every_row_of_sharded_merged_and_appended_tables(tdir):
         TableWriter(tdir, make_meta(T), lock=lock).write(make_results(2, T, curve, start=10))
     t = LookupTable.open(tdir)
     assert list(t.ids) == list(range(12))
+    merge_table(tdir)  # a merged pair counts the commits it merged
+    assert json.loads((tdir / "meta.json").read_text())["merged_from_shards"] == 4 + 1
     got = _readme_read(tdir)
     pd.testing.assert_frame_equal(got, _expected(t), check_dtype=False)
     assert set(got.config_id) == set(range(12))

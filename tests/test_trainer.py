@@ -10,7 +10,10 @@ from lcsim.pregen.models import build_model
 from lcsim.pregen.trainer import (
     OPTIMIZERS,
     SCHEDULES,
+    RunningLoss,
     TrainSpec,
+    batches_per_epoch,
+    epoch_batches,
     evaluate,
     l2_params,
     make_optimizer,
@@ -55,6 +58,47 @@ def test_make_optimizer_maps_names_to_torch_optim():
         make_optimizer("lbfgs", p, 0.1)
 
 
+def test_an_external_optimizer_trains_exactly_like_the_built_one(tiny_mnist_data):
+    built = train(small_model(), tiny_mnist_data, spec(optimizer="momentum", lr=0.05),
+                  device="cpu")
+    model = small_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)  # what spec would build
+    given = train(model, tiny_mnist_data, spec(optimizer="adam", lr=1.0), device="cpu",
+                  optimizer=opt)  # spec's optimizer and lr are then not used
+    assert [e.train_loss for e in given.epochs] == [e.train_loss for e in built.epochs]
+    assert [e.val_accuracy for e in given.epochs] == [e.val_accuracy for e in built.epochs]
+
+
+def test_an_external_optimizer_keeps_its_rate_unless_given_a_scheduler(tiny_mnist_data):
+    model = small_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    r = train(model, tiny_mnist_data, spec(schedule="exponential"), device="cpu", optimizer=opt)
+    assert [e.lr for e in r.epochs] == [0.05] * 3  # spec.schedule is for a built optimizer
+    model = small_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    halve = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    r = train(model, tiny_mnist_data, spec(), device="cpu", optimizer=opt, scheduler=halve)
+    assert [e.lr for e in r.epochs] == pytest.approx([0.05, 0.025, 0.0125])
+
+
+def test_epoch_batches_drop_only_a_last_batch_of_one(tiny_mnist_data):
+    n = tiny_mnist_data.train_y.shape[0]  # 205 = 6 * 32 + 13 = 51 * 4 + 1
+    g = torch.Generator().manual_seed(0)
+    assert [len(y) for _, y in epoch_batches(tiny_mnist_data, 32, generator=g)] == [32] * 6 + [13]
+    sizes = [len(y) for _, y in epoch_batches(tiny_mnist_data, 4, generator=g)]
+    assert sizes == [4] * 51 and sum(sizes) == n - 1
+    assert batches_per_epoch(n, 32) == 7 and batches_per_epoch(n, 4) == 51
+    assert batches_per_epoch(n, n) == 1 and batches_per_epoch(n, 1) == n
+
+
+def test_running_loss_is_example_weighted():
+    r = RunningLoss((2,))
+    r.add(torch.tensor([1.0, 4.0]), 3)
+    r.add(torch.tensor([2.0, 0.0]), 1)
+    torch.testing.assert_close(r.mean(), torch.tensor([1.25, 3.0]))
+    assert RunningLoss().mean().item() == 0  # no batch yet: 0, not NaN
+
+
 @pytest.mark.parametrize("schedule", SCHEDULES)
 def test_each_schedule_follows_its_formula_and_lowers_the_loss(schedule, tiny_mnist_data):
     model = small_model()
@@ -64,7 +108,8 @@ def test_each_schedule_follows_its_formula_and_lowers_the_loss(schedule, tiny_mn
               device="cpu")
     want = {"constant": lambda t: lr0, "exponential": lambda t: lr0 * 0.95 ** (t - 1),
             "inv_sqrt": lambda t: lr0 / math.sqrt(t),
-            "step": lambda t: lr0 * 0.1 ** ((t - 1) // 2)}
+            "step": lambda t: lr0 * 0.1 ** ((t - 1) // 2),
+            "cosine": lambda t: 1e-8 + (lr0 - 1e-8) * (1 + math.cos(math.pi * (t - 1) / 3)) / 2}
     for e in r.epochs:
         assert e.lr == pytest.approx(want[schedule](e.epoch), rel=1e-9)
     assert r.epochs[-1].val_loss < 0.9 * loss0
@@ -72,10 +117,20 @@ def test_each_schedule_follows_its_formula_and_lowers_the_loss(schedule, tiny_mn
 
 def test_unknown_schedule_is_rejected():
     opt = make_optimizer("sgd", [torch.nn.Parameter(torch.zeros(1))], 0.1)
-    with pytest.raises(ValueError, match="'cosine'"):
+    with pytest.raises(ValueError, match="'cyclic'"):
+        make_scheduler("cyclic", opt)
+    with pytest.raises(ValueError, match="'cyclic'"):
+        TrainSpec(schedule="cyclic")
+    with pytest.raises(ValueError, match="cosine schedule needs epochs"):
         make_scheduler("cosine", opt)
-    with pytest.raises(ValueError, match="'cosine'"):
-        TrainSpec(schedule="cosine")
+
+
+def test_weight_decay_reaches_torch_optim_and_is_validated():
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    for name in OPTIMIZERS:
+        assert make_optimizer(name, p, 0.1, 0.5, 0.03).param_groups[0]["weight_decay"] == 0.03
+    with pytest.raises(ValueError, match="weight_decay must be >= 0, got -1"):
+        TrainSpec(weight_decay=-1.0)
 
 
 def test_huge_learning_rate_ends_as_diverged_not_an_exception(tiny_mnist_data):

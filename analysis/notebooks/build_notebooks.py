@@ -1,6 +1,6 @@
 """Write the analysis notebooks (one per paper) with nbformat, without outputs.
 
-    python analysis/notebooks/build_notebooks.py      # rewrites choi/alrs/esgd/epbt.ipynb
+    python analysis/notebooks/build_notebooks.py  # rewrites choi/alrs/esgd/epbt/your_method.ipynb
 
 Each notebook runs end to end on a fresh machine in well under a minute of CPU: it reads the
 shipped default table (or a synthetic one when none is shipped), makes its own small result
@@ -53,6 +53,28 @@ except TableError as e:  # no table shipped yet: a synthetic one with the same s
     table = make_table(300, 10, curve, seconds=lambda i, e: np.full(len(e), 5.0 + i % 11))
 table"""
 
+REPLAY_IMPORTS = """\
+from lcsim.hpo_sim.replay import (
+    Goal,
+    ReplayConfig,
+    audit_frame,
+    format_summary,
+    run_settings,
+    summarize,
+    time_unit,
+    with_baselines,
+    write_outputs,
+)
+"""
+
+# replays `settings` on `table` (5 repeats), prints the summary and audit, writes OUT/<out>
+RUN_STUDY = """\
+results = run_settings(table, settings, repeats=5, seed=0, progress=False)
+summary = summarize(settings, results, seed=0, table=table)
+audit = audit_frame(table, settings, results)
+print(format_summary(summary, audit, unit=time_unit(table)))
+write_outputs(OUT / "{out}", settings, results, summary, audit, {{"notebook": "{name}"}})"""
+
 CHOI = [
     new_markdown_cell("""\
 # Choi et al.: learning curves and early-termination rules
@@ -60,8 +82,10 @@ CHOI = [
 Figures 1-2 (random / top / bottom learning curves), final accuracy against each
 hyperparameter, and Figures 4-5 (time to reach a goal accuracy with ETR-1 and ETR-2),
 plus SMAC against random search over simulated time. The table is the shipped default
-(`LookupTable.open("default")`); the HPO runs are a small study replayed here on the
-simulated clock (seconds of CPU), written to files and read back the way `lcsim report` does.
+(`LookupTable.open("default")`: `digits-mlp`, 2,000 LCBench-style MLPs trained for 50 epochs
+on scikit-learn's real 8x8 digits; see `tabular/data/digits-mlp/README.md`); the HPO runs are
+a small study replayed here on the simulated clock (seconds of CPU), written to files and read
+back the way `lcsim report` does.
 """),
     new_code_cell(SETUP),
     new_code_cell(OPEN_TABLE),
@@ -75,31 +99,17 @@ display(final_accuracy_vs_hyperparameters(table))"""),
 ## A small replay study
 
 SMAC (random-forest surrogate with EI over the table's configs) and random search, each
-without a rule, with ETR-1 (tau = 1) and with ETR-2 (p = 0.9, q = 0.75), to the top 5% of
+without a rule, with ETR-1 (tau = 1) and with ETR-2 (p = 0.9, q = 0.75), to the top 2% of
 the table's final accuracies. The paper uses 50 repeats and SMAC with 50 trees; here 5
-repeats and 20 trees keep the notebook fast (`lcsim study --preset choi-fig4` runs the full
-setting)."""),
-    new_code_cell("""\
-from lcsim.hpo_sim.replay.simulate import Goal, ReplayConfig
-from lcsim.hpo_sim.replay.study import (
-    audit_frame,
-    format_summary,
-    run_settings,
-    summarize,
-    with_baselines,
-    write_outputs,
-)
-
-goal = Goal(top_percent=5)
+repeats and 20 trees keep the notebook fast (`lcsim study --preset readme` runs 20 repeats,
+`--preset choi-fig4` the paper's ETR-1 grid)."""),
+    new_code_cell(REPLAY_IMPORTS + """
+goal = Goal(top_percent=2)
 opts = {"smac": {"n_trees": 20}, "random": {}}
 settings = with_baselines([
     ReplayConfig(optimizer=o, rules=r, goal=goal, optimizer_options=opts[o])
     for o in ("smac", "random") for r in (("etr1:tau=1",), ("etr2:p=0.9",))])
-results = run_settings(table, settings, repeats=5, seed=0, progress=False)
-summary = summarize(settings, results, seed=0)
-audit = audit_frame(table, settings, results)
-print(format_summary(summary, audit))
-write_outputs(OUT / "study", settings, results, summary, audit, {"notebook": "choi"})"""),
+""" + RUN_STUDY.format(out="study", name="choi")),
     new_markdown_cell("## Time to goal per rule (Figs 4-5) and SMAC vs random search"),
     new_code_cell("""\
 from lcsim.analysis import best_so_far, load_replay, time_to_goal_distributions
@@ -139,7 +149,7 @@ small_cnn = {"c1_filters": 8, "c2_filters": 16, "fc_units": 64, "filter_size": 3
 preset = {"description": "notebook-sized ALRS comparison", "device": "cpu", "experiments": [{
     "dataset": "mnist", "model": {"name": "small-cnn", "space": "mnist", "config": small_cnn},
     "optimizers": ["adam"], "epochs": 2, "batch_size": 32, "seeds": [0, 1],
-    "train_subset": 512,
+    "train_examples": 512,
     "methods": ["alrs", "standard", "x10", "x0.1", "range_test", "prodigy", "hypergrad"],
     "range_test": {"start_lr": 1e-7, "end_lr": 10.0, "num_iter": 30},
     "seed_study_lrs": [0.001, 0.1, 10.0], "seed_study_seeds": [0, 1]}]}
@@ -198,8 +208,8 @@ two seeds) and are written in the layout of `lcsim live epbt --out DIR`."""),
     new_code_cell("""\
 import dataclasses
 
-from lcsim.hpo_sim.live.epbt import EPBTConfig, run
-from lcsim.hpo_sim.live.epbt_cli import closing_tables
+from lcsim.hpo_sim.live.epbt import EPBTConfig, closing_tables, run
+from lcsim.hpo_sim.live.epbt import results as layout
 from lcsim.pregen.data import load_dataset
 from lcsim.pregen.models import build_model
 from lcsim.tabular.spaces import get_space
@@ -222,10 +232,10 @@ for method in ("epbt", "pbt", "baseline"):
                          epochs_per_generation=1, novelty_period=1, behaviour_size=100,
                          bn_batches=2, seed=seed)
         res = run(cfg, data, factory)
-        d = OUT / "epbt" / f"{method}-seed{seed}"
+        d = layout.run_dir(OUT / "epbt", method, seed)
         d.mkdir(parents=True, exist_ok=True)
-        res.records.to_parquet(d / "records.parquet")
-        res.lineage.to_parquet(d / "lineage.parquet")"""),
+        res.records.to_parquet(d / layout.RECORDS)
+        res.lineage.to_parquet(d / layout.LINEAGE)"""),
     new_code_cell("""\
 from lcsim.analysis import (
     epbt_best_hyperparameters,
@@ -242,9 +252,112 @@ closing_tables(epbt.records)"""),
 ]
 
 
+YOUR_METHOD = [
+    new_markdown_cell("""\
+# Replay your own method
+
+Your stopping rule and your optimizer run on the same simulated clock, traces, summary and
+audit as lcsim's built-ins (ETR-1, ETR-2, median, random, SMAC, Hyperband) and as Optuna's
+samplers and pruners. The two protocols (`lcsim.hpo_sim.replay.protocols`):
+
+- a **stopping rule** has `should_stop(curve, epoch, state) -> bool`, asked after every
+  trained epoch before the last. `curve` is the config's accuracy so far; `state` is the replay
+  at that simulated moment, read-only, holding only what has been observed (`state.acc`,
+  `state.completed`, `state.incumbent`, `state.running`, `state.candidate`);
+- an **optimizer** is made fresh for every run as `YourClass(pool, rng, **options)` from the
+  table's pool (unit-cube features of its configs, the candidate rows, T; no curves) and a
+  seeded Generator, and has `ask(pending) -> Job(row, until) | None` and
+  `tell(job, accuracy, epochs)`.
+
+On the command line the same classes are `--rule mymodule:BelowIncumbent:ratio=0.8` and
+`--optimizer mymodule:LocalSearch` (a module on `PYTHONPATH`)."""),
+    new_code_cell(SETUP),
+    new_code_cell(OPEN_TABLE),
+    new_markdown_cell("## A stopping rule in 15 lines"),
+    new_code_cell("""\
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BelowIncumbent:
+    \"\"\"Stop a config at epoch t >= min_epoch when its accuracy is below `ratio` times the
+    accuracy the best finished config had at the same epoch.\"\"\"
+
+    ratio: float = 0.8
+    min_epoch: int = 2
+
+    def should_stop(self, curve, epoch, state):
+        if epoch < self.min_epoch or state.incumbent < 0:
+            return False  # too early, or nothing finished yet to compare with
+        return curve[-1] < self.ratio * state.acc[state.incumbent, epoch - 1]"""),
+    new_markdown_cell("## An optimizer in 25 lines"),
+    new_code_cell("""\
+from lcsim.hpo_sim.replay import Job
+
+
+class LocalSearch:
+    \"\"\"n_init random configs; then, mostly, the untried config nearest to the best one so
+    far in the unit cube, and with probability `explore` a random untried one.\"\"\"
+
+    def __init__(self, pool, rng, n_init=5, explore=0.2):
+        self.X, self.T, self.rng = pool.features, pool.T, rng
+        self.free = np.zeros(len(self.X), dtype=bool)
+        self.free[pool.candidates] = True
+        self.n_init, self.explore = n_init, explore
+        self.best, self.best_acc, self.told = None, -1.0, 0
+
+    def ask(self, pending):
+        free = np.flatnonzero(self.free)
+        if free.size == 0:
+            return None
+        if self.told < self.n_init or self.best is None or self.rng.random() < self.explore:
+            row = int(self.rng.choice(free))
+        else:
+            row = int(free[np.argmin(((self.X[free] - self.X[self.best]) ** 2).sum(axis=1))])
+        self.free[row] = False
+        return Job(row, self.T)
+
+    def tell(self, job, accuracy, epochs):
+        self.told += 1
+        if epochs == self.T and accuracy > self.best_acc:  # only fully trained configs count
+            self.best, self.best_acc = job.row, accuracy"""),
+    new_markdown_cell("""\
+## Against ETR-2 and SMAC
+
+Each optimizer without a rule, with ETR-2 (p = 0.9) and with the new rule, to the top 5% of the
+table's final accuracies; SMAC with 20 trees and 5 repeats keep the notebook fast. When Optuna
+is installed, TPE with Optuna's median pruner joins through the bridge."""),
+    new_code_cell(REPLAY_IMPORTS + """
+goal = Goal(top_percent=5)
+optimizers = {LocalSearch: {}, "smac": {"n_trees": 20}}
+settings = [ReplayConfig(optimizer=o, rules=r, goal=goal, optimizer_options=opts)
+            for o, opts in optimizers.items()
+            for r in ((), ("etr2:p=0.9",), (BelowIncumbent(ratio=0.8),))]
+try:
+    import optuna  # noqa: F401  (optional extra: pip install "lcsim[optuna]")
+
+    settings.append(ReplayConfig(optimizer="optuna:tpe", rules=("optuna:median",), goal=goal))
+except ImportError:
+    print("optuna is not installed: the Optuna setting is left out")
+settings = with_baselines(settings)
+""" + RUN_STUDY.format(out="mine", name="your_method")),
+    new_markdown_cell("## Time to goal per method and rule, and the best accuracy over time"),
+    new_code_cell("""\
+from lcsim.analysis import best_so_far, load_replay, time_to_goal_distributions
+
+study = load_replay(OUT / "mine")
+runs = study.runs.assign(method=study.runs["optimizer"] + " + " + study.runs["rules"])
+display(time_to_goal_distributions(runs, rule_col="method", baseline="smac + none",
+                                   title="time to reach the goal"))
+no_rule = study.traces[study.traces["rules"] == "none"]
+display(best_so_far(no_rule, goal=study.goal_accuracy()[str(goal)]))"""),
+]
+
+
 def build() -> list[Path]:
     out = []
-    for name, cells in (("choi", CHOI), ("alrs", ALRS), ("esgd", ESGD), ("epbt", EPBT)):
+    for name, cells in (("choi", CHOI), ("alrs", ALRS), ("esgd", ESGD), ("epbt", EPBT),
+                        ("your_method", YOUR_METHOD)):
         nb = new_notebook(cells=cells, metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3",
                            "language": "python"},

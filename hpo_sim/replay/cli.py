@@ -62,22 +62,26 @@ def _common(p: argparse.ArgumentParser, repeats_default: str) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    r = sub.add_parser("replay", help="replay HPO runs (SMAC, random, Hyperband) with "
-                                      "early-termination rules on a table")
-    r.add_argument("--optimizer", choices=("smac", "random", "hyperband"), action="append",
-                   default=None, help="repeatable, to compare optimizers (default: smac)")
+    r = sub.add_parser("replay", help="replay HPO runs (SMAC, random, Hyperband, Optuna, "
+                                      "your own) with early-termination rules on a table")
+    r.add_argument("--optimizer", action="append", default=None,
+                   help="smac, random, hyperband, optuna:SAMPLER[:k=v,...] (tpe, random, cmaes, "
+                        "...) or your package.module:Name[:k=v,...]; repeatable, to compare "
+                        "optimizers (default: smac)")
     r.add_argument("--rule", action="append", default=[],
                    help="stopping rule, repeatable (combined into one setting: stop if any "
                         "says stop; the no-rule baseline always runs beside it): etr1:tau=3, "
                         "etr2:p=0.9,q=0.75, median[:variant=vizier|optuna|synetune,"
-                        "grace=0,min_trials=3]")
+                        "grace=0,min_trials=3], optuna:PRUNER[:k=v,...] (median, sha, "
+                        "hyperband, ...) or your package.module:Name[:k=v,...]")
     _common(r, "50")
     r.set_defaults(func=_replay)
     s = sub.add_parser("study", help="run a preset grid of replay settings (choi-fig4, "
                                      "choi-fig5, readme, or a JSON file)")
     s.add_argument("--preset", required=True, help="preset name or path to a preset JSON file")
-    s.add_argument("--optimizer", choices=("smac", "random", "hyperband"), action="append",
-                   default=None, help="replace the preset's optimizers (repeatable)")
+    s.add_argument("--optimizer", action="append", default=None,
+                   help="replace the preset's optimizers (repeatable; the spellings of "
+                        "`lcsim replay --optimizer`)")
     _common(s, "the preset's, else 50")
     s.set_defaults(func=_study)
 
@@ -151,15 +155,8 @@ def _execute(args, settings, *, repeats: int, seed: int, name: str) -> int:
     from lcsim.provenance import provenance
 
     from .settings import check_settings
-    from .study import (
-        OUTPUTS,
-        _cfg_dict,
-        audit_frame,
-        format_summary,
-        run_settings,
-        summarize,
-        write_outputs,
-    )
+    from .study import OUTPUTS, _cfg_dict, run_settings, write_outputs
+    from .summary import audit_frame, format_summary, summarize, time_unit
 
     settings = _dedupe(settings)
     table = LookupTable.open(args.table)  # TableError names the path
@@ -182,9 +179,9 @@ def _execute(args, settings, *, repeats: int, seed: int, name: str) -> int:
                            scheduler=args.dask_scheduler, progress=not args.no_progress,
                            resume_dir=resume)
     wall = time.perf_counter() - t0
-    summary = summarize(settings, results, seed=seed)
+    summary = summarize(settings, results, seed=seed, table=table)
     audit = audit_frame(table, settings, results, top_k=args.audit_top_k)
-    print(format_summary(summary, audit))
+    print(format_summary(summary, audit, unit=time_unit(table)))
     print(f"\n{len(settings) * repeats} replays in {wall:.1f} s wall "
           f"({jobs} job{'s' if jobs > 1 else ''}); times are simulated from the table")
     if args.out:

@@ -14,14 +14,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from .optimizers import RandomSearch
-from .rules import ETR1, AnyOf, NoRule, parse_rules
+from .resolve import resolve_rules
+from .rules import ETR1, AnyOf, NoRule
 from .simulate import TRACE_COLUMNS, ReplayConfig, RunResult, _num_classes, candidate_rows
 
 __all__ = ["eligible", "random_search_runs"]
 
 
 def eligible(cfg: ReplayConfig) -> bool:
-    rule = parse_rules(cfg.rules)
+    rule = resolve_rules(cfg.rules)
     return (cfg.optimizer == "random" and cfg.workers == 1 and not cfg.charge_overhead
             and not cfg.optimizer_options
             and all(isinstance(r, ETR1 | NoRule) for r in rule.rules))
@@ -59,7 +60,7 @@ def random_search_runs(table, cfg: ReplayConfig, seeds: Sequence, *,
     n_rec = np.asarray(table.n_recorded, dtype=np.int64)
     ids = np.asarray(table.ids)
     goal = cfg.goal.resolve(table)
-    last, stopped = _stop_epochs(parse_rules(cfg.rules), acc, n_rec, _num_classes(table))
+    last, stopped = _stop_epochs(resolve_rules(cfg.rules), acc, n_rec, _num_classes(table))
     complete = last == T
     with np.errstate(invalid="ignore"):
         hits_goal = complete & (acc[:, -1] >= goal)
@@ -85,7 +86,8 @@ def random_search_runs(table, cfg: ReplayConfig, seeds: Sequence, *,
         e = last[rows]
         cols = (np.arange(k), np.zeros(k, dtype=np.int64), ids[rows], rows,
                 np.full(k, T), e, stopped[rows], (e >= n_rec[rows]) & (e < T), complete[rows],
-                acc[rows, e - 1], ends[:k], np.where(np.isfinite(best), best, np.nan))
+                acc[rows, e - 1], ends[:k], np.where(np.isfinite(best), best, np.nan),
+                np.zeros(k, dtype=bool), np.zeros(k))
         trace = dict(zip(TRACE_COLUMNS, cols, strict=True))
         out.append(RunResult(float(ends[k - 1]) if reached else float(np.inf), end, reached,
                              goal, trace))

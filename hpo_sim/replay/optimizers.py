@@ -1,11 +1,15 @@
-"""Optimizers over a table's finite candidate set, through one ask/tell interface.
+"""Built-in optimizers over a table's finite candidate set, through the `Optimizer` protocol
+(`protocols.py`): random search, SMAC, Hyperband. They are made per run by the factories in
+`BUILTIN` (`factory(pool, rng, **options)`), resolved by name in `resolve.py` the same way as a
+researcher's own optimizer.
 
 The candidates are table rows whose status is complete or diverged; failed configs (no curve:
 out of memory, crash) are excluded, since a real run would not have produced a number for them.
-`ask()` returns a `Job` (row, train up to epoch `until`) or None when it has nothing to propose
-right now (Hyperband waiting on a rung, or every candidate used). `tell(job, accuracy, epochs)`
-reports the last observed accuracy after `epochs` trained epochs: an early-terminated config is
-told with its last observed accuracy (DESIGN.md), a diverged one with its last finite accuracy.
+`ask(pending)` returns a `Job` (row, train up to epoch `until`) or None when it has nothing to
+propose right now (Hyperband waiting on a rung, or every candidate used); none of the three
+looks at `pending`, the jobs on the other workers. `tell(job, accuracy, epochs)` reports the
+last observed accuracy after `epochs` trained epochs: an early-terminated config is told with
+its last observed accuracy (DESIGN.md), a diverged one with its last finite accuracy.
 
 SMAC uses smac 2.4's own components, driven on numpy arrays:
 - Surrogate: `smac.model.random_forest.RandomForest` with n_trees=50 (paper: 50 trees), refit
@@ -42,11 +46,14 @@ jobs (ask returns None meanwhile).
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
+
+from .protocols import Job, Optimizer, Pool
 
 __all__ = [
     "Job",
@@ -54,22 +61,10 @@ __all__ = [
     "RandomSearch",
     "SMAC",
     "Hyperband",
+    "BUILTIN",
     "OPTIMIZERS",
-    "make_optimizer",
     "unit_cube_space",
 ]
-
-
-@dataclass(frozen=True)
-class Job:
-    row: int  # table row (not config_id)
-    until: int  # train this row up to this epoch (1..T); earlier epochs already trained are kept
-
-
-class Optimizer(Protocol):
-    def ask(self) -> Job | None: ...
-
-    def tell(self, job: Job, accuracy: float, epochs: int) -> None: ...
 
 
 class RandomSearch:
@@ -80,7 +75,7 @@ class RandomSearch:
         self._next = 0
         self._T = T
 
-    def ask(self) -> Job | None:
+    def ask(self, pending: Sequence[Job] = ()) -> Job | None:
         if self._next >= len(self._order):
             return None
         row = int(self._order[self._next])
@@ -154,7 +149,7 @@ class SMAC:
         free = np.flatnonzero(self._free)
         return int(free[self._rng.integers(len(free))])
 
-    def ask(self) -> Job | None:
+    def ask(self, pending: Sequence[Job] = ()) -> Job | None:
         if not self._free.any():
             return None
         if len(self._costs) < self.n_init or self._rng.random() < self.random_prob:
@@ -236,7 +231,7 @@ class Hyperband:
         self._b = (self._b + 1) % len(self._brackets)
         return self._start_bracket()
 
-    def ask(self) -> Job | None:
+    def ask(self, pending: Sequence[Job] = ()) -> Job | None:
         while not self._queue:
             if self._pending:
                 return None  # synchronous: wait for the rung's running jobs
@@ -252,24 +247,46 @@ class Hyperband:
             self._scores[job.row] = float(accuracy)
 
 
-OPTIMIZERS = ("random", "smac", "hyperband")
+_POOL_ARGS = ("self", "features", "candidates", "T", "rng", "names")
 
 
-def make_optimizer(
-    name: str,
-    *,
-    features: np.ndarray,
-    candidates: np.ndarray,
-    T: int,
-    rng: np.random.Generator,
-    names: list[str] | None = None,
-    **options,
-) -> Optimizer:
-    """Build an optimizer by name; `options` go to its constructor (e.g. n_init for smac)."""
-    if name == "random":
-        return RandomSearch(candidates, T, rng, **options)
-    if name == "smac":
-        return SMAC(features, candidates, T, rng, names=names, **options)
-    if name == "hyperband":
-        return Hyperband(candidates, T, rng, **options)
-    raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
+@dataclass(frozen=True)
+class _Builtin:
+    """A built-in's factory `(pool, rng, **options)`; its signature lists the options of the
+    optimizer class, so they are checked like those of any user class."""
+
+    cls: type
+    make: Callable[..., Optimizer]
+
+    def __call__(self, pool: Pool, rng: np.random.Generator, **options) -> Optimizer:
+        return self.make(pool, rng, **options)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        P = inspect.Parameter
+        own = [p.replace(kind=P.KEYWORD_ONLY)
+               for p in inspect.signature(self.cls).parameters.values()
+               if p.name not in _POOL_ARGS]
+        return inspect.Signature([P("pool", P.POSITIONAL_OR_KEYWORD),
+                                  P("rng", P.POSITIONAL_OR_KEYWORD), *own])
+
+
+def _random(pool: Pool, rng: np.random.Generator) -> RandomSearch:
+    return RandomSearch(pool.candidates, pool.T, rng)
+
+
+def _smac(pool: Pool, rng: np.random.Generator, **options) -> SMAC:
+    return SMAC(pool.features, pool.candidates, pool.T, rng,
+                names=list(pool.names) if pool.names else None, **options)
+
+
+def _hyperband(pool: Pool, rng: np.random.Generator, **options) -> Hyperband:
+    return Hyperband(pool.candidates, pool.T, rng, **options)
+
+
+BUILTIN: dict[str, _Builtin] = {
+    "random": _Builtin(RandomSearch, _random),
+    "smac": _Builtin(SMAC, _smac),
+    "hyperband": _Builtin(Hyperband, _hyperband),
+}
+OPTIMIZERS = tuple(BUILTIN)

@@ -1,9 +1,11 @@
 """Early-termination rules: pure decisions `should_stop(curve, epoch, state) -> bool`.
 
-A rule reads the candidate's validation accuracies so far and the replay's shared state; it never
-writes. The replay loop (`simulate.py`) is the one place that changes `ReplayState`. Rules are
-consulted after every trained epoch `t < T` (stopping at `T` saves nothing: the config is fully
-trained); `AnyOf` composes rules (stop if any says stop).
+The built-in rules of the `StoppingRule` protocol (`protocols.py`): a rule reads the candidate's
+validation accuracies so far and the replay's state at that simulated moment (`state.py`: only
+what has been observed); it never writes. Rules are consulted after every trained epoch `t < T`
+(stopping at `T` saves nothing: the config is fully trained); `AnyOf` composes rules (stop if
+any says stop). Names and spec strings resolve in `resolve.py`, the same way as a researcher's
+own rules.
 
 Definitions (../shared/DESIGN.md, Choi et al.):
 - ETR-1: stop at epoch tau if y(tau) < r + eps; r = 1 / num_classes unless given, eps = 0.05.
@@ -28,10 +30,12 @@ Definitions (../shared/DESIGN.md, Choi et al.):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
 import numpy as np
+
+from .protocols import StoppingRule
+from .state import ReplayState
 
 __all__ = [
     "ReplayState",
@@ -45,48 +49,6 @@ __all__ = [
     "parse_rules",
     "etr2_tau",
 ]
-
-
-@dataclass
-class ReplayState:
-    """What rules may read about a replay in progress; written only by the replay loop.
-
-    acc: [n, T] table accuracies (NaN after a diverged config's last epoch); running_mean: [n, T]
-    cumulative means of acc along epochs; n_observed: [n] epochs observed so far per row (a row's
-    own count is updated after the rules have judged its epoch, so a rule never sees itself);
-    completed: rows fully trained, in completion order; incumbent: the completed row with the best
-    final accuracy (-1 before any finished).
-    """
-
-    acc: np.ndarray
-    num_classes: int
-    running_mean: np.ndarray = field(init=False)
-    n_observed: np.ndarray = field(init=False)
-    completed: list[int] = field(default_factory=list)
-    incumbent: int = -1
-
-    def __post_init__(self):
-        if self.acc.ndim != 2:
-            raise ValueError(f"ReplayState.acc must be [n, T], got shape {self.acc.shape}")
-        steps = np.arange(1, self.acc.shape[1] + 1)
-        self.running_mean = np.cumsum(self.acc, axis=1) / steps
-        self.n_observed = np.zeros(self.acc.shape[0], dtype=np.int64)
-
-    @property
-    def T(self) -> int:
-        return self.acc.shape[1]
-
-    def complete(self, row: int) -> None:
-        """Record `row` as fully trained; the incumbent changes only on a strictly better final."""
-        self.completed.append(row)
-        if self.incumbent < 0 or self.acc[row, -1] > self.acc[self.incumbent, -1]:
-            self.incumbent = row
-
-
-class StoppingRule(Protocol):
-    def should_stop(self, curve: np.ndarray, epoch: int, state: ReplayState) -> bool:
-        """curve: [epoch] the candidate's accuracies at epochs 1..epoch."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -182,6 +144,7 @@ class MedianRule:
         t = epoch - 1
         if self.variant == "synetune":
             others = np.flatnonzero(state.n_observed >= epoch)
+            others = others[others != state.candidate]  # the candidate has reached t too
             if others.size < self.min_trials:
                 return False
             return bool(curve[t] < np.median(state.acc[others, t]))
@@ -197,15 +160,25 @@ class MedianRule:
 
 @dataclass(frozen=True)
 class AnyOf:
-    """Stop if any of the rules says stop (every rule is asked, in order; they are pure)."""
+    """Stop if any of the rules says stop. Every rule is asked, in order, even after one said
+    stop: a rule with memory over the run (`new_run`) sees every epoch event."""
 
     rules: tuple[StoppingRule, ...] = ()
 
     def should_stop(self, curve: np.ndarray, epoch: int, state: ReplayState) -> bool:
-        return any(r.should_stop(curve, epoch, state) for r in self.rules)
+        stop = False
+        for r in self.rules:
+            stop = r.should_stop(curve, epoch, state) or stop
+        return stop
+
+    def new_run(self) -> AnyOf:
+        """The rules for one run: each rule's `new_run()` where it has one."""
+        return AnyOf(tuple(r.new_run() if hasattr(r, "new_run") else r for r in self.rules))
 
     def __str__(self) -> str:
-        return "+".join(str(r) for r in self.rules) or "none"
+        from .resolve import label_of
+
+        return "+".join(label_of(r) for r in self.rules) or "none"
 
 
 def _label(name: str, rule, always: tuple[str, ...]) -> str:
@@ -247,7 +220,9 @@ def parse_rule(spec: str) -> StoppingRule:
     return _RULES[name](**kwargs)
 
 
-def parse_rules(specs: list[str] | tuple[str, ...]) -> AnyOf:
-    """Several specs combine with AnyOf; 'none' entries are dropped."""
-    rules = tuple(r for r in (parse_rule(s) for s in specs) if not isinstance(r, NoRule))
-    return AnyOf(rules)
+def parse_rules(specs) -> AnyOf:
+    """Several specs (built-in names, `package.module:Name[:k=v,...]`, `optuna:PRUNER`, or rule
+    objects) combine with AnyOf; 'none' entries are dropped (`resolve.resolve_rules`)."""
+    from .resolve import resolve_rules
+
+    return resolve_rules(specs)

@@ -4,8 +4,10 @@ table before any replay starts.
 A preset is a JSON object (hpo_sim/replay/presets/NAME.json, or any file):
 
     {"name": "readme", "description": "...",
-     "optimizers": ["smac", "random"],            # list of optimizer names
+     "optimizers": ["smac", "random"],            # optimizer names or specs (optuna:tpe,
+                                                  #   package.module:Name[:k=v,...])
      "rules": [[], ["etr1:tau=1"], "median"],     # rule sets; [] = no rule, a string = one rule
+                                                  #   (rule specs as on the command line)
      "goals": ["top:5", 0.99],                    # top:P (percent of the table) or an accuracy
      "repeats": 20, "seed": 0,                    # integers (repeats >= 1, seed >= 0)
      "options": {"workers": 1}}                   # ReplayConfig fields shared by every setting

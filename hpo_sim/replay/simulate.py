@@ -15,6 +15,10 @@ Semantics (../shared/DESIGN.md "Replay semantics"):
 - Optimizer overhead is not charged (deterministic); `charge_overhead=True` adds the measured
   wall time of each `ask()` to the simulated time of that worker, and makes runs
   non-deterministic.
+- Rules see `state.ReplayState`, filled epoch by epoch as the clock reaches each observation
+  (nothing later is in it); the optimizer sees a `protocols.Pool` (configs, no curves), the jobs
+  pending on the other workers at each ask, and what it is told. Built-in and user methods take
+  this same path (`protocols.py`, `resolve.py`).
 """
 
 from __future__ import annotations
@@ -26,15 +30,18 @@ from typing import Any
 import numpy as np
 
 from .clock import EventHeap, SimClock
-from .optimizers import OPTIMIZERS, make_optimizer
-from .rules import ReplayState, parse_rules
+from .protocols import Job, Pool, ProtocolError
+from .resolve import optimizer_label, resolve_optimizer, resolve_rules, rules_label
+from .state import ReplayState
 
 __all__ = ["Goal", "ReplayConfig", "RunResult", "replay", "candidate_rows", "epoch_costs"]
 
 TRACE_COLUMNS = (
     "iteration", "worker", "config_id", "row", "until", "epochs", "stopped", "diverged",
-    "complete", "accuracy", "time", "best_so_far",
+    "complete", "accuracy", "time", "best_so_far", "off_table", "snap_distance",
 )
+# off_table: the optimizer's suggestion was not a table config and was mapped to `row`, at
+# unit-cube distance snap_distance (the Optuna bridge; False / 0.0 for pool optimizers)
 
 
 @dataclass(frozen=True)
@@ -71,13 +78,12 @@ class Goal:
             raise ValueError(f"bad goal {text!r}: use an accuracy like 0.99 or top:0.5") from None
 
 
-_OPTIONS = {"random": (), "smac": ("n_trees", "n_init", "random_prob"), "hyperband": ("eta",)}
-
-
 @dataclass(frozen=True)
 class ReplayConfig:
-    optimizer: str = "smac"  # random | smac | hyperband
-    rules: tuple[str, ...] = ()  # rule specs, combined with AnyOf; () = no rule
+    # built-in name (random | smac | hyperband), optuna:SAMPLER, package.module:Name[:k=v,...],
+    # or a factory (pool, rng, **options) -> Optimizer, e.g. your optimizer class (resolve.py)
+    optimizer: Any = "smac"
+    rules: tuple[Any, ...] = ()  # rule specs or StoppingRule objects, combined with AnyOf
     goal: Goal = field(default_factory=lambda: Goal(top_percent=0.5))  # paper's MNIST goal
     workers: int = 1  # paper: one worker
     time: str = "solo"  # solo = config alone on the device (DESIGN time model); or measured
@@ -88,8 +94,6 @@ class ReplayConfig:
     optimizer_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"n_init": 10}
 
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {OPTIMIZERS}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.time not in ("solo", "measured"):
@@ -98,17 +102,20 @@ class ReplayConfig:
             raise ValueError(f"max_time must be > 0 simulated seconds, got {self.max_time}")
         if self.max_evals is not None and self.max_evals < 1:
             raise ValueError(f"max_evals must be >= 1, got {self.max_evals}")
-        allowed = _OPTIONS[self.optimizer]
-        bad = sorted(set(self.optimizer_options) - set(allowed))
-        if bad:
-            raise ValueError(f"optimizer {self.optimizer!r} has no option(s) {bad}; "
-                             f"allowed: {list(allowed)}")
-        object.__setattr__(self, "rules", tuple(self.rules))
-        parse_rules(self.rules)  # fail early on a bad spec
+        rules = self.rules
+        if isinstance(rules, str) or hasattr(rules, "should_stop"):
+            rules = (rules,)  # one rule given bare
+        object.__setattr__(self, "rules", tuple(rules))
+        resolve_optimizer(self.optimizer, self.optimizer_options)  # fail early on a bad spec
+        resolve_rules(self.rules)
 
     @property
     def rule_label(self) -> str:
-        return str(parse_rules(self.rules))
+        return rules_label(self.rules)
+
+    @property
+    def optimizer_label(self) -> str:
+        return optimizer_label(self.optimizer)
 
 
 @dataclass(frozen=True)
@@ -162,16 +169,22 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
     n_rec = np.asarray(table.n_recorded, dtype=np.int64)
     ids = np.asarray(table.ids)
     goal = cfg.goal.resolve(table)
-    rule = parse_rules(cfg.rules)
+    rule = resolve_rules(cfg.rules).new_run()
+    judging = bool(rule.rules)
     rng = np.random.default_rng(seed)
-    opt = make_optimizer(
-        cfg.optimizer, features=np.asarray(table.features), candidates=candidate_rows(table),
-        T=T, rng=rng, names=_feature_names(table), **cfg.optimizer_options,
-    )
-    state = ReplayState(acc, _num_classes(table))
+    features = np.asarray(table.features)
+    pool = Pool(features, candidate_rows(table), T, ids, names=_feature_names(table),
+                space=getattr(table, "space", None))
+    opt = resolve_optimizer(cfg.optimizer, cfg.optimizer_options)(pool, rng)
+    report = getattr(opt, "report", None)
+    check = _JobCheck(pool, n, T, cfg.optimizer_label)
+    state = ReplayState.empty(n, T, _num_classes(table), features=features)
+    observed = state.acc
     clock, heap = SimClock(), EventHeap()
     out: dict[str, list] = {c: [] for c in TRACE_COLUMNS}
     idle: list[int] = []
+    working = [-1] * cfg.workers  # row each worker trains, -1 when idle (state.running)
+    jobs: list = [None] * cfg.workers
     asked = 0
     best = -np.inf
 
@@ -181,13 +194,14 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
             idle.append(w)
             return
         t0 = _time.perf_counter() if cfg.charge_overhead else 0.0
-        job = opt.ask()
+        job = opt.ask(tuple(filter(None, jobs)))
         if job is None:
             idle.append(w)
             return
         asked += 1
         start = now + (_time.perf_counter() - t0 if cfg.charge_overhead else 0.0)
-        e = int(state.n_observed[job.row]) + 1  # resume after the epochs already trained
+        e = int(state.n_observed[check(job, state, working)]) + 1  # resume after trained epochs
+        jobs[w], working[w] = job, job.row
         heap.push(start + cost[job.row, e - 1], (w, job, e))
 
     for w in range(cfg.workers):
@@ -200,8 +214,12 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
             break
         clock.advance_to(t)
         row = job.row
-        stopped = e < T and rule.should_stop(acc[row, :e], e, state)
-        state.n_observed[row] = e
+        last = float(acc[row, e - 1])
+        state.observe(row, e, last, working)
+        # the curve is a read-only slice of what has been observed: no way to later epochs
+        stopped = judging and e < T and bool(rule.should_stop(observed[row, :e], e, state))
+        if report is not None:
+            report(job, e, last)
         diverged = e >= n_rec[row] and e < T
         if not (stopped or diverged or e >= job.until):
             heap.push(t + cost[row, e], (w, job, e + 1))
@@ -210,10 +228,11 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
         if complete:
             state.complete(row)
             best = max(best, acc[row, T - 1])
-        last = acc[row, e - 1]
+        jobs[w], working[w] = None, -1
         opt.tell(job, float(last if np.isfinite(last) else _last_finite(acc[row, :e])), e)
         for c, v in zip(TRACE_COLUMNS, (len(out["iteration"]), w, ids[row], row, job.until, e,
-                                        stopped, diverged, complete, last, t, best), strict=True):
+                                        stopped, diverged, complete, last, t, best,
+                                        job.distance > 0, job.distance), strict=True):
             out[c].append(v)
         if complete and acc[row, T - 1] >= goal:
             reached, ttg = True, t
@@ -227,7 +246,36 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
     trace = {c: np.asarray(v) for c, v in out.items()}
     trace["best_so_far"] = np.where(np.isfinite(trace["best_so_far"].astype(float)),
                                     trace["best_so_far"], np.nan)
+    for c, dtype in (("off_table", bool), ("snap_distance", np.float64)):
+        trace[c] = trace[c].astype(dtype)  # typed even when no job ended
     return RunResult(float(ttg), clock.now, reached, goal, trace)
+
+
+class _JobCheck:
+    """A job an optimizer proposes must be a candidate row, not running on another worker,
+    and train it further than it has been trained (ProtocolError otherwise)."""
+
+    def __init__(self, pool: Pool, n: int, T: int, label: str):
+        self.ok = np.zeros(n, dtype=bool)
+        self.ok[pool.candidates] = True
+        self.T, self.label = T, label
+
+    def __call__(self, job, state: ReplayState, working: list[int]) -> int:
+        if not isinstance(job, Job):
+            raise ProtocolError(f"optimizer {self.label!r}: ask() must return a "
+                                f"Job(row, until) or None, got {job!r}")
+        row = job.row
+        if not (0 <= row < len(self.ok) and self.ok[row]):
+            raise ProtocolError(f"optimizer {self.label!r} asked for {job}: row {row} is not a "
+                                "candidate (pool.candidates: table rows with a curve)")
+        done = int(state.n_observed[row])
+        if not done < job.until <= self.T:
+            raise ProtocolError(f"optimizer {self.label!r} asked for {job}: row {row} has "
+                                f"{done} epochs trained; until must be in {done + 1}..{self.T}")
+        if row in working:
+            raise ProtocolError(f"optimizer {self.label!r} asked for {job}: row {row} is "
+                                "training on another worker (it is in `pending`)")
+        return row
 
 
 def _last_finite(curve: np.ndarray) -> float:

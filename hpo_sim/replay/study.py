@@ -6,11 +6,8 @@ baseline are paired: same optimizer, same seeds. Repeats run in-process (`jobs=1
 process pool (`jobs>1`; each worker opens the table once), or on a Dask cluster
 (`scheduler="tcp://..."`; workers open the table by path, or receive it scattered).
 
-Summary per setting: success rate, time-to-goal median / quartiles / mean over successful runs
-(simulated seconds; a run that never reaches the goal counts as +inf in the quantiles), the
-speed-up median(baseline) / median(setting) against the same optimizer and goal without rules,
-and 95% percentile-bootstrap CIs (paired resampling of repeats, seeded Generator) for the median
-and the speed-up.
+Summaries, audits and their text live in `summary` (re-exported here: `summarize`,
+`audit_frame`, `format_summary`).
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ import os
 import pickle
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +27,10 @@ import pandas as pd
 
 from lcsim.errors import UserError
 
-from .audit import audit_run, goal_k
 from .fast import eligible, random_search_runs
-from .simulate import ReplayConfig, RunResult, epoch_costs, replay
+from .resolve import label_of
+from .simulate import ReplayConfig, RunResult, replay
+from .summary import audit_frame, format_summary, summarize
 
 __all__ = [
     "run_settings",
@@ -205,62 +203,6 @@ def with_baselines(settings: Sequence[ReplayConfig]) -> list[ReplayConfig]:
     return out
 
 
-# ----- summaries -------------------------------------------------------------------------------
-def _setting_label(cfg: ReplayConfig) -> str:
-    return f"{cfg.optimizer} | {cfg.rule_label} | {cfg.goal}"
-
-
-_BIG = 1e300  # stands in for +inf inside percentile interpolation (inf - inf would be NaN)
-
-
-def _pct(x: np.ndarray, q, axis=None) -> np.ndarray:
-    """np.percentile where +inf (a run that never reached the goal) counts as the largest
-    value: any interpolation that touches it is +inf. NaN entries are ignored."""
-    y = np.nanpercentile(np.where(np.isposinf(x), _BIG, x), q, axis=axis)
-    return np.where(y >= _BIG * 1e-40, np.inf, y)
-
-
-def _bootstrap(x: np.ndarray, base: np.ndarray | None, rng: np.random.Generator,
-               n_boot: int) -> tuple[tuple[float, float], tuple[float, float]]:
-    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
-    med = _pct(x[idx], 50, axis=1)
-    ci = tuple(float(v) for v in _pct(med, [2.5, 97.5]))
-    if base is None:
-        return ci, (np.nan, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sp = _pct(base[idx], 50, axis=1) / med  # inf / inf (neither reached) -> NaN, skipped
-    if np.all(np.isnan(sp)):
-        return ci, (np.nan, np.nan)
-    return ci, tuple(float(v) for v in _pct(sp, [2.5, 97.5]))
-
-
-def summarize(settings: Sequence[ReplayConfig], results: Sequence[Sequence[RunResult]], *,
-              seed: int = 0, n_boot: int = 2000) -> pd.DataFrame:
-    """One row per setting (module docstring); times in simulated seconds."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))  # bootstrap's own stream
-    ttg = [np.array([r.time_to_goal for r in rs], dtype=np.float64) for rs in results]
-    rows = []
-    for s, cfg in enumerate(settings):
-        x = ttg[s]
-        b = next((i for i, c in enumerate(settings) if c == replace(cfg, rules=())), None)
-        base = ttg[b] if b is not None and len(ttg[b]) == len(x) else None
-        ok = np.isfinite(x)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            speedup = _pct(base, 50) / _pct(x, 50) if base is not None else np.nan
-        ci, sp_ci = _bootstrap(x, base, rng, n_boot)
-        rows.append({
-            "optimizer": cfg.optimizer, "rules": cfg.rule_label, "goal": str(cfg.goal),
-            "goal_accuracy": results[s][0].goal_accuracy, "repeats": len(x),
-            "success_rate": float(ok.mean()),
-            "median_s": float(_pct(x, 50)), "median_ci_low": ci[0], "median_ci_high": ci[1],
-            "q25_s": float(_pct(x, 25)), "q75_s": float(_pct(x, 75)),
-            "mean_s": float(x[ok].mean()) if ok.any() else np.inf,
-            "speedup": float(speedup), "speedup_ci_low": sp_ci[0], "speedup_ci_high": sp_ci[1],
-            "configs_per_run": float(np.mean([len(r.trace["row"]) for r in results[s]])),
-        })
-    return pd.DataFrame(rows)
-
-
 def traces_frame(cfg: ReplayConfig, results: Sequence[RunResult]) -> pd.DataFrame:
     """All repeats of one setting as one frame: repeat + simulate.TRACE_COLUMNS."""
     frames = []
@@ -272,73 +214,6 @@ def traces_frame(cfg: ReplayConfig, results: Sequence[RunResult]) -> pd.DataFram
     for c in ("stopped", "diverged", "complete"):
         df[c] = df[c].astype(bool)
     return df
-
-
-def audit_frame(table, settings: Sequence[ReplayConfig],
-                results: Sequence[Sequence[RunResult]], top_k: int | None = None
-                ) -> pd.DataFrame:
-    """Per setting with rules: stopped configs per run, top-k ones among them, time saved."""
-    rows = []
-    for cfg, rs in zip(settings, results, strict=True):
-        if not cfg.rules:
-            continue
-        costs = epoch_costs(table, cfg.time, cfg.charge_eval)
-        k = top_k or goal_k(table, rs[0].goal_accuracy)
-        a = [audit_run(r.trace, table, costs, k) for r in rs]
-        spent = np.array([x["charged_seconds"] for x in a])
-        saved = np.array([x["saved_seconds"] for x in a])
-        rows.append({
-            "optimizer": cfg.optimizer, "rules": cfg.rule_label, "goal": str(cfg.goal),
-            "top_k": k,
-            "stopped_per_run": float(np.mean([x["stopped"] for x in a])),
-            "stopped_top_k_total": int(sum(x["stopped_top_k"] for x in a)),
-            "runs_with_top_k_stopped": int(sum(x["stopped_top_k"] > 0 for x in a)),
-            "saved_s_per_run": float(saved.mean()),
-            # share of the compute the runs would have spent without these stops
-            "saved_fraction": float(saved.sum() / (spent.sum() + saved.sum()))
-            if saved.sum() > 0 else 0.0,
-        })
-    return pd.DataFrame(rows)
-
-
-def format_summary(summary: pd.DataFrame, audit: pd.DataFrame | None = None) -> str:
-    """A readable table: times in the unit that fits (s / min / h)."""
-    scale, unit = _time_unit(summary["median_s"].replace(np.inf, np.nan).max())
-    view = pd.DataFrame({
-        "optimizer": summary["optimizer"], "rules": summary["rules"],
-        "goal (acc)": [f"{g} ({a:.4g})" for g, a in summary[["goal", "goal_accuracy"]].values],
-        "success": (summary["success_rate"] * 100).map("{:.0f}%".format),
-        f"median [{unit}] (95% CI)": [
-            f"{_num(m / scale)} ({_num(lo / scale)}-{_num(hi / scale)})"
-            for m, lo, hi in summary[["median_s", "median_ci_low", "median_ci_high"]].values],
-        f"IQR [{unit}]": [f"{_num(a / scale)}-{_num(b / scale)}"
-                          for a, b in summary[["q25_s", "q75_s"]].values],
-        "speed-up (95% CI)": [
-            "-" if not np.isfinite(s) else f"{s:.2f}x ({lo:.2f}-{hi:.2f})"
-            for s, lo, hi in summary[["speedup", "speedup_ci_low", "speedup_ci_high"]].values],
-    })
-    text = view.to_string(index=False)
-    if audit is not None and len(audit):
-        a = pd.DataFrame({
-            "optimizer": audit["optimizer"], "rules": audit["rules"], "goal": audit["goal"],
-            "stopped/run": audit["stopped_per_run"].map("{:.1f}".format),
-            "top-k stops, all runs (k)": [f"{t} ({k})" for t, k in audit[["stopped_top_k_total",
-                                                                   "top_k"]].values],
-            "time saved": (audit["saved_fraction"] * 100).map("{:.0f}%".format),
-        })
-        text += "\n\nAudit (over all repeats):\n" + a.to_string(index=False)
-    return text
-
-
-def _num(v: float) -> str:
-    """3 significant digits without exponents for readable times."""
-    return f"{v:.0f}" if np.isfinite(v) and abs(v) >= 100 else f"{v:.3g}"
-
-
-def _time_unit(t: float) -> tuple[float, str]:
-    if not np.isfinite(t) or t < 600:
-        return 1.0, "s"
-    return (60.0, "min") if t < 36000 else (3600.0, "h")
 
 
 def write_outputs(out: str | os.PathLike, settings: Sequence[ReplayConfig],
@@ -382,7 +257,9 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
 
 
 def _cfg_dict(cfg: ReplayConfig) -> dict[str, Any]:
-    d = asdict(cfg)
+    """The setting as JSON values: optimizer and rules by their labels (a user's objects too)."""
+    d = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    d["optimizer"] = cfg.optimizer_label
     d["goal"] = str(cfg.goal)
-    d["rules"] = list(cfg.rules)
+    d["rules"] = [label_of(r) for r in cfg.rules]
     return d
