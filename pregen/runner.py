@@ -46,8 +46,9 @@ two epochs" and most curves "before reaching the half of the preset total traini
 so T = 20 leaves MNIST curves room to flatten, and CIFAR-10's batch-norm curves, which "begin
 to climb after around tenth epoch", need the longer 50.
 
-(Over 400 lines: a run's plan, metadata, resume check and scheduling loop belong together; the
-per-device side is in `pregen.workers`.)
+(Over 400 lines: a run's plan, its lock and stop handling and the scheduling loop that
+commits belong together; the metadata is `pregen.recipe`, the per-device side
+`pregen.workers`, the processes `pregen.lifecycle`.)
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ table metadata in `meta.json` (created atomically: temp file + hard link, which 
 another writer got there first); every shard also carries its
 writer's metadata under the Parquet key `lcsim`. A writer opening a directory whose
 meta.json differs in dataset / space / epochs / seeds / schema version raises TableError.
+
+(Over 400 lines: the commit protocol, its idempotency index and the directory checks are one
+write discipline.)
 """
 
 from __future__ import annotations

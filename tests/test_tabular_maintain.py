@@ -160,3 +160,14 @@ def _readme_read_rows(recs) -> pd.DataFrame:
             "solo_seconds": r.solo_seconds, "eval_seconds": r.eval_seconds,
             "concurrency": np.full(k, r.concurrency, dtype=np.int32)}))
     return pd.concat(rows)
+
+
+@pytest.mark.parametrize("name", ["digits-mlp", "mnist-10k-cpu"])
+def test_the_readme_pandas_read_gets_every_row_of_the_shipped_tables(name):
+    from lcsim.tabular.table import DATA_DIR
+
+    got = _readme_read(DATA_DIR / name)
+    t = LookupTable.open(name)
+    pd.testing.assert_frame_equal(got, _expected(t), check_dtype=False)
+    assert got.config_id.nunique() == int((t.n_recorded > 0).sum())  # failed: no rows
+    assert len(pd.read_parquet(DATA_DIR / name / "configs")) == len(t)
