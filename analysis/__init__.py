@@ -19,6 +19,7 @@ _EXPORTS = {
                      "epbt_best_curves", "epbt_best_hyperparameters", "epbt_test_accuracy",
                      "esgd_fitness_bands", "esgd_offspring_share", "taylorglo_binary_loss",
                      "taylorglo_shapes"),
+    "figures_rules": ("calibration_curves", "speedup_vs_wrong_stops"),
     "report": ("render_report", "report_sections"),
     "results": ("LiveResults", "ReplayResults", "load_alrs", "load_epbt", "load_esgd",
                 "load_replay", "runs_from_traces"),

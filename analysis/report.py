@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from . import figures_choi as fc
 from . import figures_live as fl
+from . import figures_rules as fr
 from .results import LiveResults, ReplayResults
 
 __all__ = ["FigureItem", "TableItem", "Section", "report_sections", "render_report", "OUTPUTS"]
@@ -105,14 +106,34 @@ def _replay_section(res: ReplayResults, prefix: str) -> Section:
             "per optimizer (SMAC vs random search): median over repeats, band 25th-75th "
             "percentile; dotted: the goal.",
             lambda: fc.best_so_far(base, panel_col="goal", goal=res.goal_accuracy())))
+    audit = res.audit
+    if audit is not None and "top_k_stopped_share" in audit and len(audit):
+        sec.items.append(FigureItem(
+            f"{prefix}_speedup_vs_stops.png",
+            "Speed-up of the median time to goal over the run without a rule against the "
+            "share of the top-k configs a run started that the rule stopped, one point per "
+            "rule with 95% bootstrap CIs, per optimizer and goal: up and to the left is "
+            "better.",
+            lambda: fr.speedup_vs_wrong_stops(res.summary, audit)))
+    if res.calibration is not None and len(res.calibration):
+        sec.items.append(FigureItem(
+            f"{prefix}_calibration.png",
+            "Calibration of the predicting rules' probability that a config's final accuracy "
+            "beats the incumbent's: observed frequency per bin of predicted probability "
+            "(marker area: predictions in the bin); the diagonal is perfect calibration.",
+            lambda: fr.calibration_curves(res.calibration)))
     sec.items.append(TableItem("Summary per setting (times in simulated seconds; speed-up "
                                "= baseline median / setting median, 95% bootstrap CI).",
                                res.summary))
     if res.audit is not None and len(res.audit):
         sec.items.append(TableItem("Rule audit: configs stopped per run, top-k configs among "
-                                   "them, and the training compute the stops skipped "
+                                   "them and their share of the top-k configs started (95% "
+                                   "CI), the training compute the stops skipped "
                                    "(saved_fraction: a share of training seconds, not of "
-                                   "time to goal).", res.audit))
+                                   "time to goal), wall ms per decision; for predicting rules "
+                                   "the mean absolute error of the predicted final accuracy "
+                                   "(at every decision and at the stops) and the expected "
+                                   "calibration error.", res.audit))
     return sec
 
 

@@ -2,7 +2,7 @@
 
 - `load_replay(DIR)`: `lcsim study` output (hpo_sim.replay.study.write_outputs):
   DIR/traces/NNN.parquet (one file per setting, its ReplayConfig as JSON under the Parquet
-  key `lcsim_replay`), DIR/summary.csv, DIR/audit.csv (optional).
+  key `lcsim_replay`), DIR/summary.csv, DIR/audit.csv and DIR/calibration.csv (optional).
 - `load_esgd(DIR)`: `lcsim live esgd` output: DIR/<method>/records.parquet, DIR/summary.csv.
 - `load_epbt(DIR)`: `lcsim live epbt` output: DIR/<method>-seed<s>/{records,lineage}.parquet,
   DIR/summary.csv.
@@ -48,7 +48,8 @@ class ReplayResults:
     traces: every trace row (simulate.TRACE_COLUMNS + repeat) with the setting's `optimizer`,
     `rules` (label as in summary.csv), `goal`, `setting` (file index) columns.
     runs: one row per (setting, repeat): `time_to_goal` (simulated seconds, inf if not
-    reached), `reached`, `end_time`, `configs`. summary / audit: the CSVs as written.
+    reached), `reached`, `end_time`, `configs`. summary / audit / calibration: the CSVs as
+    written (calibration: predicting rules' reliability bins, None when no rule predicted).
     """
 
     path: Path
@@ -57,6 +58,7 @@ class ReplayResults:
     summary: pd.DataFrame
     audit: pd.DataFrame | None = None
     settings: list[dict] = field(default_factory=list)
+    calibration: pd.DataFrame | None = None
 
     @property
     def name(self) -> str:
@@ -128,7 +130,8 @@ def load_replay(path: str | os.PathLike) -> ReplayResults:
         raise ValueError(f"{d / 'summary.csv'}: no goal_accuracy for goal(s) {missing}")
     runs = runs_from_traces(traces, goal_acc)
     audit = pd.read_csv(d / "audit.csv") if (d / "audit.csv").exists() else None
-    return ReplayResults(d, traces, runs, summary, audit, settings)
+    return ReplayResults(d, traces, runs, summary, audit, settings,
+                         _read_csv(d / "calibration.csv"))
 
 
 def runs_from_traces(traces: pd.DataFrame, goal_accuracy: dict[str, float]) -> pd.DataFrame:

@@ -36,6 +36,7 @@ _HOME = {
     "Optimizer": "lcsim.hpo_sim.replay.protocols",
     "Job": "lcsim.hpo_sim.replay.protocols",
     "Pool": "lcsim.hpo_sim.replay.protocols",
+    "Decision": "lcsim.hpo_sim.replay.protocols",
     # trainer stack
     "load_dataset": "lcsim.pregen.data",
     "TrainSpec": "lcsim.pregen.trainer",

@@ -427,3 +427,44 @@ def test_hyperparameter_panels_of_lcbench_log_integers():
     scales = {ax.get_xlabel(): ax.get_xscale() for ax in _visible(fig)}
     assert scales["batch size (log scale)"] == scales["max units (log scale)"] == "log"
     assert scales["momentum"] == scales["weight decay"] == scales["num layers"] == "linear"
+
+
+# ------------------------------------------------------------------------ rule audit figures
+def _rule_frames():
+    keys = {"optimizer": ["smac"] * 3, "goal": ["top5%"] * 3,
+            "rules": ["etr2:p=0.9", "lce", "svr"]}
+    summary = pd.DataFrame({**keys, "speedup": [1.8, 1.5, 0.0],
+                            "speedup_ci_low": [1.2, 1.0, 0.0],
+                            "speedup_ci_high": [2.1, 2.0, np.inf]})
+    audit = pd.DataFrame({**keys, "top_k_stopped_share": [0.2, 0.1, 0.9],
+                          "share_ci_low": [0.1, 0.0, 0.7], "share_ci_high": [0.3, 0.25, 1.0]})
+    return summary, audit
+
+
+def test_speedup_vs_wrong_stops_one_point_per_rule_with_both_cis():
+    from lcsim.analysis import figures_rules as fr
+
+    summary, audit = _rule_frames()
+    fig = fr.speedup_vs_wrong_stops(summary, audit)
+    ax = _visible(fig)[0]
+    points = [line for line in ax.lines if line.get_marker() == "o"]
+    assert sorted(p.get_xdata()[0] for p in points) == pytest.approx([10, 20])  # percent
+    assert sorted(p.get_ydata()[0] for p in points) == pytest.approx([1.5, 1.8])
+    texts = [t.get_text() for t in ax.texts]
+    assert "etr2:p=0.9" in texts and "lce" in texts
+    assert "not shown: svr" in texts  # speed-up 0: its median run never reached the goal
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['share_ci_low'"):
+        fr.speedup_vs_wrong_stops(summary, audit.drop(columns="share_ci_low"))
+
+
+def test_calibration_curves_against_the_diagonal():
+    from lcsim.analysis import figures_rules as fr
+
+    cal = pd.DataFrame({"optimizer": "random", "goal": "top5%", "rules": "lce",
+                        "bin_low": [0.0, 0.5], "bin_high": [0.5, 1.0], "n": [10, 30],
+                        "mean_prob": [0.1, 0.8], "frequency": [0.2, 0.7]})
+    ax = _visible(fr.calibration_curves(cal))[0]
+    diag, line = ax.lines[0], ax.lines[1]
+    assert list(diag.get_xdata()) == [0, 1] and list(diag.get_ydata()) == [0, 1]
+    np.testing.assert_allclose(line.get_ydata(), [0.2, 0.7])
+    assert _legend_texts(ax) == ["lce (40 predictions)"]

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from lcsim.analysis.report import render_report
 from lcsim.analysis.results import LiveResults, load_alrs, load_epbt, load_esgd, load_replay
+from lcsim.hpo_sim.replay.audit import calibration_frame
 from lcsim.hpo_sim.replay.simulate import Goal, ReplayConfig
 from lcsim.hpo_sim.replay.study import (
     audit_frame,
@@ -41,26 +42,29 @@ def table_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def replay_dir(table_dir, tmp_path_factory) -> Path:
-    """A small study: random search with no rule / ETR-1 / ETR-2, SMAC without rules."""
+    """A small study: random search with no rule / ETR-1 / ETR-2 / lce, SMAC without rules."""
     table = LookupTable.open(table_dir)
     smac_opts = {"n_trees": 10, "n_init": 3}  # small forest: the test checks files, not SMAC
     settings = with_baselines(
-        [ReplayConfig(optimizer="random", rules=r, goal=g) for r in (("etr1:tau=2",),
-                                                                     ("etr2:p=0.9",))
+        [ReplayConfig(optimizer="random", rules=r, goal=g)
+         for r in (("etr1:tau=2",), ("etr2:p=0.9",), ("lce:min_epochs=3",))
          for g in (Goal(top_percent=5), Goal(top_percent=20))]
         + [ReplayConfig(optimizer="smac", goal=g, optimizer_options=smac_opts)
            for g in (Goal(top_percent=5), Goal(top_percent=20))])
     results = run_settings(table, settings, 3, 0, progress=False)
     out = tmp_path_factory.mktemp("study")
     write_outputs(out, settings, results, summarize(settings, results, n_boot=50),
-                  audit_frame(table, settings, results), {"test": True})
+                  audit_frame(table, settings, results), {"test": True},
+                  calibration_frame(table, settings, results))
     return out
 
 
 def test_load_replay_runs_match_summary(replay_dir):
     res = load_replay(replay_dir)
     assert len(res.runs) == len(res.summary) * 3
-    assert len(set(res.traces["rules"])) == 3  # none, ETR-1, ETR-2
+    assert len(set(res.traces["rules"])) == 4  # none, ETR-1, ETR-2, lce
+    cal = res.calibration  # lce's reliability bins
+    assert set(cal["rules"]) == {"lce:min_epochs=3"} and (cal["n"] > 0).all()
     assert set(res.traces["rules"]) == set(res.summary["rules"])  # labels as in summary.csv
     med = res.runs.groupby(["optimizer", "rules", "goal"])["time_to_goal"].median()
     for _, row in res.summary.iterrows():
@@ -147,7 +151,8 @@ EXPECTED_TABLE = {"table_learning_curves.png", "table_hyperparameters.png"}
 
 def _replay_pngs(name: str) -> set[str]:
     return {f"replay_{name}_time_to_goal_random.png", f"replay_{name}_time_to_goal_smac.png",
-            f"replay_{name}_best_so_far.png"}
+            f"replay_{name}_best_so_far.png", f"replay_{name}_speedup_vs_stops.png",
+            f"replay_{name}_calibration.png"}
 
 
 def _check_pngs(out: Path, names: set[str]) -> None:
@@ -207,7 +212,7 @@ def test_cli_report(table_dir, replay_dir, tmp_path, capsys):
                 "--out", str(out), "--dpi", "60"])
     assert rc == 0
     _check_pngs(out, EXPECTED_TABLE | _replay_pngs(replay_dir.name))
-    assert "wrote 5 figures" in capsys.readouterr().out
+    assert "wrote 7 figures" in capsys.readouterr().out
 
 
 def test_cli_report_bad_directory_is_a_clear_error(tmp_path, capsys):

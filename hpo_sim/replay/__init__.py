@@ -6,10 +6,18 @@ Your own optimizer or stopping rule takes the same path as the built-ins: see th
 the spec strings in `resolve.py`, and the Optuna bridge in `optuna_bridge.py`.
 """
 
-from .audit import audit_run, audit_runs, goal_k
+from .audit import audit_run, audit_runs, calibration_frame, goal_k
 from .clock import EventHeap, SimClock
 from .optimizers import BUILTIN, OPTIMIZERS, SMAC, Hyperband, RandomSearch
-from .protocols import Job, Optimizer, OptimizerFactory, Pool, ProtocolError, StoppingRule
+from .protocols import (
+    Decision,
+    Job,
+    Optimizer,
+    OptimizerFactory,
+    Pool,
+    ProtocolError,
+    StoppingRule,
+)
 from .resolve import (
     OptimizerSpec,
     SpecError,
@@ -20,26 +28,40 @@ from .resolve import (
 from .rules import (
     ETR1,
     ETR2,
+    LCE,
     AnyOf,
     MedianRule,
     NoRule,
+    SuccessiveHalving,
+    SVRRule,
     etr2_tau,
     parse_rule,
     parse_rules,
 )
 from .settings import check_settings, load_preset, preset_settings
-from .simulate import Goal, ReplayConfig, RunResult, candidate_rows, epoch_costs, replay
+from .simulate import (
+    DECISION_COLUMNS,
+    TRACE_COLUMNS,
+    Goal,
+    ReplayConfig,
+    RunResult,
+    candidate_rows,
+    epoch_costs,
+    replay,
+)
 from .state import ReplayState
 from .study import run_settings, traces_frame, with_baselines, write_outputs
 from .summary import LEGEND, audit_frame, format_summary, miss_reason, summarize, time_unit
 
 __all__ = [
-    "LEGEND", "AnyOf", "BUILTIN", "ETR1", "ETR2", "EventHeap", "Goal", "Hyperband", "Job",
-    "MedianRule", "NoRule", "OPTIMIZERS", "Optimizer", "OptimizerFactory", "OptimizerSpec", "Pool",
-    "ProtocolError", "RandomSearch", "ReplayConfig", "ReplayState", "RunResult", "SMAC",
-    "SimClock", "SpecError", "StoppingRule", "audit_frame", "audit_run", "audit_runs",
-    "candidate_rows", "check_settings", "epoch_costs", "etr2_tau", "format_summary", "goal_k",
-    "load_preset", "miss_reason", "parse_rule", "parse_rules", "preset_settings", "replay",
+    "AnyOf", "BUILTIN", "DECISION_COLUMNS", "Decision", "ETR1", "ETR2", "EventHeap", "Goal",
+    "Hyperband", "Job", "LCE", "LEGEND", "MedianRule", "NoRule", "OPTIMIZERS", "Optimizer",
+    "OptimizerFactory", "OptimizerSpec", "Pool", "ProtocolError", "RandomSearch", "ReplayConfig",
+    "ReplayState", "RunResult", "SMAC", "SVRRule", "SimClock", "SpecError", "StoppingRule",
+    "SuccessiveHalving", "TRACE_COLUMNS", "audit_frame", "audit_run", "audit_runs",
+    "calibration_frame", "candidate_rows", "check_settings", "epoch_costs", "etr2_tau",
+    "format_summary", "goal_k", "load_preset", "miss_reason", "parse_rule", "parse_rules",
+    "preset_settings", "replay",
     "resolve_optimizer", "resolve_rule", "resolve_rules", "run_settings", "summarize",
     "time_unit", "traces_frame", "with_baselines", "write_outputs",
 ]

@@ -40,7 +40,8 @@ def _common(p: argparse.ArgumentParser, repeats_default: str) -> None:
     p.add_argument("--no-eval-time", action="store_true",
                    help="do not charge the per-epoch validation seconds")
     p.add_argument("--charge-overhead", action="store_true",
-                   help="charge the measured wall time of each ask() (non-deterministic)")
+                   help="charge the measured wall time of each ask() and of each stopping-rule "
+                        "decision to the simulated clock (non-deterministic)")
     p.add_argument("--max-time", type=float, default=None, help="time budget, simulated seconds")
     p.add_argument("--max-evals", type=positive_int, default=None,
                    help="budget of configs per run")
@@ -72,12 +73,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stopping rule, repeatable (combined into one setting: stop if any "
                         "says stop; the no-rule baseline always runs beside it): etr1:tau=3, "
                         "etr2:p=0.9,q=0.75, median[:variant=vizier|optuna|synetune,"
-                        "grace=0,min_trials=3], optuna:PRUNER[:k=v,...] (median, sha, "
+                        "grace=0,min_trials=3], lce[:delta=0.05,min_epochs=5] (Domhan et al.), "
+                        "svr[:delta=0.05,min_configs=10] (Baker et al.), sh[:eta=3,min_r=1] "
+                        "(successive halving; asha), optuna:PRUNER[:k=v,...] (median, sha, "
                         "hyperband, ...) or your package.module:Name[:k=v,...]")
     _common(r, "50")
     r.set_defaults(func=_replay)
     s = sub.add_parser("study", help="run a preset grid of replay settings (choi-fig4, "
-                                     "choi-fig5, readme, or a JSON file)")
+                                     "choi-fig5, readme, beyond-etr, or a JSON file)")
     s.add_argument("--preset", required=True, help="preset name or path to a preset JSON file")
     s.add_argument("--optimizer", action="append", default=None,
                    help="replace the preset's optimizers (repeatable; the spellings of "
@@ -154,9 +157,10 @@ def _execute(args, settings, *, repeats: int, seed: int, name: str) -> int:
 
     from lcsim.provenance import provenance
 
+    from .audit import calibration_frame, format_rule_audit
     from .settings import check_settings
     from .study import OUTPUTS, _cfg_dict, run_settings, write_outputs
-    from .summary import audit_frame, format_summary, summarize, time_unit
+    from .summary import audit_frame, format_summary, legend, summarize, time_unit
 
     settings = _dedupe(settings)
     table = LookupTable.open(args.table)  # TableError names the path
@@ -180,14 +184,21 @@ def _execute(args, settings, *, repeats: int, seed: int, name: str) -> int:
                            resume_dir=resume)
     wall = time.perf_counter() - t0
     summary = summarize(settings, results, seed=seed, table=table)
-    audit = audit_frame(table, settings, results, top_k=args.audit_top_k)
-    print(format_summary(summary, audit, unit=time_unit(table)))
+    audit = audit_frame(table, settings, results, top_k=args.audit_top_k, seed=seed)
+    calibration = calibration_frame(table, settings, results)
+    unit = time_unit(table)
+    print(format_summary(summary, audit, unit=unit, legend=False))
+    rule_audit = format_rule_audit(audit)
+    if rule_audit:
+        print("\nRule audit (see the legend):\n" + rule_audit)
+    print("\n" + legend(unit, rule_audit=bool(rule_audit)))
     print(f"\n{len(settings) * repeats} replays in {wall:.1f} s wall "
           f"({jobs} job{'s' if jobs > 1 else ''}); times are simulated from the table")
     if args.out:
         prov = provenance(command=args.command_line, name=name,
                           table=record["table"], table_meta=table.meta, repeats=repeats,
                           seed=seed, jobs=jobs, wall_seconds=wall, warnings=warnings)
-        d = write_outputs(args.out, settings, results, summary, audit, prov)
-        print(f"wrote {d}/summary.csv, summary.json, audit.csv, traces/*.parquet")
+        d = write_outputs(args.out, settings, results, summary, audit, prov, calibration)
+        print(f"wrote {d}/summary.csv, summary.json, audit.csv, traces/*.parquet"
+              + (", decisions/*.parquet, calibration.csv" if len(calibration) else ""))
     return 0

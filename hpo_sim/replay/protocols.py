@@ -26,11 +26,23 @@ at epochs 1..epoch (read-only); `state` (`state.ReplayState`) is the replay at t
 moment, read-only: every epoch observed so far, this one included, and nothing later. A rule
 decides; it never writes the state. A rule that keeps memory over one run (a model it refits,
 Optuna's study behind a pruner) defines `new_run() -> StoppingRule`: the replay calls it at the
-start of every run and asks the returned object, so runs never share that memory.
+start of every run and asks the returned object, so runs never share that memory. Such memory
+may only save work (a fit to warm-start, a model to reuse): the same curve and state must give
+the same decision whatever was asked before.
+
+A rule that predicts (the learning-curve rules `lce` and `svr`) may also define the optional
+`decide(curve, epoch, state) -> Decision`: the same stop as `should_stop`, with the predicted
+final accuracy y(T), its standard deviation, the probability that y(T) beats the incumbent's
+final accuracy and that reference accuracy (NaN where it has none). The replay then asks
+`decide` instead of `should_stop` and records every prediction with its simulated time and the
+decision's wall seconds in `RunResult.decisions` (`simulate.DECISION_COLUMNS`), which the audit
+scores against the table's true final accuracies. Recording happens in the replay loop; the rule
+still only reads.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -42,7 +54,8 @@ from lcsim.errors import UserError
 if TYPE_CHECKING:
     from .state import ReplayState
 
-__all__ = ["Job", "Pool", "Optimizer", "OptimizerFactory", "StoppingRule", "ProtocolError"]
+__all__ = ["Job", "Pool", "Optimizer", "OptimizerFactory", "StoppingRule", "Decision",
+           "ProtocolError"]
 
 
 class ProtocolError(UserError, ValueError):
@@ -115,3 +128,15 @@ class StoppingRule(Protocol):
     def should_stop(self, curve: np.ndarray, epoch: int, state: ReplayState) -> bool:
         """curve: [epoch] the candidate's accuracies at epochs 1..epoch."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A predicting rule's answer at one epoch (`decide`): stop or not, and what it predicted.
+    NaN where the rule has no such number (no incumbent yet: no `prob`, no `reference`)."""
+
+    stop: bool
+    predicted: float = math.nan  # predicted final accuracy y(T)
+    std: float = math.nan  # standard deviation of that prediction
+    prob: float = math.nan  # P(y(T) > reference)
+    reference: float = math.nan  # the incumbent's final accuracy the rule compared against

@@ -29,7 +29,7 @@ import numpy as np
 
 from lcsim.errors import PresetError
 
-from .rules import ETR1, MedianRule, parse_rules
+from .rules import ETR1, LCE, MedianRule, SuccessiveHalving, SVRRule, parse_rules
 from .simulate import Goal, ReplayConfig
 from .study import with_baselines
 
@@ -169,6 +169,12 @@ def check_settings(table, settings: Sequence[ReplayConfig]) -> list[str]:
                 raise ValueError(f"rule {rule} never fires on this table: it has T = {T} "
                                  f"epochs, and grace={rule.grace} skips every epoch it could "
                                  f"judge (1..{T - 1}); use grace <= {T - 2}")
+            first = {LCE: "min_epochs", SVRRule: "min_epochs", SuccessiveHalving: "min_r"}
+            key = first.get(type(rule))
+            if key is not None and getattr(rule, key) >= T:
+                raise ValueError(f"rule {rule} never fires on this table: it has T = {T} "
+                                 f"epochs and rules are consulted after epochs 1..{T - 1}; "
+                                 f"use {key} <= {T - 1}")
         if not goal <= best:  # NaN best (no complete config) fails resolve() first
             w = (f"goal {cfg.goal} ({goal:.4g}) is above every final accuracy in the table "
                  f"(best {best:.4g}): no run can reach it, every time to goal will be inf")

@@ -12,9 +12,10 @@ Semantics (../shared/DESIGN.md "Replay semantics"):
 - The run ends at the first fully trained config (T epochs) whose final accuracy is at or above
   the goal, or when the time budget (`max_time`, simulated seconds) or the evaluation budget
   (`max_evals` jobs) ends, or when the optimizer has nothing left to propose.
-- Optimizer overhead is not charged (deterministic); `charge_overhead=True` adds the measured
-  wall time of each `ask()` to the simulated time of that worker, and makes runs
-  non-deterministic.
+- Optimizer and rule overhead is not charged (deterministic); `charge_overhead=True` adds the
+  measured wall time of each `ask()` and of each rule decision to the simulated time of that
+  worker, and makes runs non-deterministic. The rules' wall time is measured either way
+  (`RunResult.rule_seconds`, and per decision of a predicting rule in `RunResult.decisions`).
 - Rules see `state.ReplayState`, filled epoch by epoch as the clock reaches each observation
   (nothing later is in it); the optimizer sees a `protocols.Pool` (configs, no curves), the jobs
   pending on the other workers at each ask, and what it is told. Built-in and user methods take
@@ -34,7 +35,8 @@ from .protocols import Job, Pool, ProtocolError
 from .resolve import optimizer_label, resolve_optimizer, resolve_rules, rules_label
 from .state import ReplayState
 
-__all__ = ["Goal", "ReplayConfig", "RunResult", "replay", "candidate_rows", "epoch_costs"]
+__all__ = ["Goal", "ReplayConfig", "RunResult", "replay", "candidate_rows", "epoch_costs",
+           "TRACE_COLUMNS", "DECISION_COLUMNS"]
 
 TRACE_COLUMNS = (
     "iteration", "worker", "config_id", "row", "until", "epochs", "stopped", "diverged",
@@ -42,6 +44,13 @@ TRACE_COLUMNS = (
 )
 # off_table: the optimizer's suggestion was not a table config and was mapped to `row`, at
 # unit-cube distance snap_distance (the Optuna bridge; False / 0.0 for pool optimizers)
+
+DECISION_COLUMNS = (
+    "row", "config_id", "epoch", "time", "stop", "predicted", "std", "prob", "reference",
+    "seconds",
+)
+# one row per prediction of a predicting rule (`protocols.Decision`), in the order they were
+# made: simulated time of the observation, the decision and its prediction, wall seconds taken
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,10 @@ class RunResult:
     reached: bool
     goal_accuracy: float
     trace: dict[str, np.ndarray]  # TRACE_COLUMNS -> [n_jobs] arrays, in the order jobs ended
+    # DECISION_COLUMNS -> [n_predictions] arrays; empty unless a rule predicts (`decide`)
+    decisions: dict[str, np.ndarray] = field(default_factory=dict)
+    rule_calls: int = 0  # rule decisions asked in this run
+    rule_seconds: float = 0.0  # their wall time (charged to the clock only with charge_overhead)
 
 
 def candidate_rows(table) -> np.ndarray:
@@ -171,6 +184,7 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
     goal = cfg.goal.resolve(table)
     rule = resolve_rules(cfg.rules).new_run()
     judging = bool(rule.rules)
+    predicting = rule.predicting  # ask decide(): the decision with its prediction
     rng = np.random.default_rng(seed)
     features = np.asarray(table.features)
     pool = Pool(features, candidate_rows(table), T, ids, names=_feature_names(table),
@@ -182,6 +196,8 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
     observed = state.acc
     clock, heap = SimClock(), EventHeap()
     out: dict[str, list] = {c: [] for c in TRACE_COLUMNS}
+    log: dict[str, list] = {c: [] for c in DECISION_COLUMNS}
+    calls, rule_seconds = 0, 0.0
     idle: list[int] = []
     working = [-1] * cfg.workers  # row each worker trains, -1 when idle (state.running)
     jobs: list = [None] * cfg.workers
@@ -216,8 +232,23 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
         row = job.row
         last = float(acc[row, e - 1])
         state.observe(row, e, last, working)
-        # the curve is a read-only slice of what has been observed: no way to later epochs
-        stopped = judging and e < T and bool(rule.should_stop(observed[row, :e], e, state))
+        stopped = False
+        if judging and e < T:
+            # the curve is a read-only slice of what has been observed: no way to later epochs
+            t0 = _time.perf_counter()
+            if predicting:
+                d = rule.decide(observed[row, :e], e, state)
+                stopped = bool(d.stop)
+            else:
+                stopped = bool(rule.should_stop(observed[row, :e], e, state))
+            dt = _time.perf_counter() - t0
+            calls, rule_seconds = calls + 1, rule_seconds + dt
+            if predicting and not (np.isnan(d.predicted) and np.isnan(d.prob)):
+                for c, v in zip(DECISION_COLUMNS, (row, ids[row], e, t, stopped, d.predicted,
+                                                   d.std, d.prob, d.reference, dt), strict=True):
+                    log[c].append(v)
+            if cfg.charge_overhead:
+                t += dt  # this worker waited for the decision
         if report is not None:
             report(job, e, last)
         diverged = e >= n_rec[row] and e < T
@@ -248,7 +279,11 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
                                     trace["best_so_far"], np.nan)
     for c, dtype in (("off_table", bool), ("snap_distance", np.float64)):
         trace[c] = trace[c].astype(dtype)  # typed even when no job ended
-    return RunResult(float(ttg), clock.now, reached, goal, trace)
+    decisions = {c: np.asarray(v, dtype=dtype) for (c, v), dtype in zip(
+        log.items(), (np.int64, np.int64, np.int64, np.float64, bool) + (np.float64,) * 5,
+        strict=True)} if predicting else {}
+    return RunResult(float(ttg), clock.now, reached, goal, trace, decisions, calls,
+                     rule_seconds)
 
 
 class _JobCheck:

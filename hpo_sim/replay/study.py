@@ -27,6 +27,7 @@ import pandas as pd
 
 from lcsim.errors import UserError
 
+from .audit import decision_frame
 from .fast import eligible, random_search_runs
 from .resolve import label_of
 from .simulate import ReplayConfig, RunResult, replay
@@ -44,7 +45,8 @@ __all__ = [
 ]
 
 # what `write_outputs` (and run_settings' resume folder, "runs") put in an output directory
-OUTPUTS = ("runs", "traces", "summary.csv", "summary.json", "audit.csv")
+OUTPUTS = ("runs", "traces", "decisions", "summary.csv", "summary.json", "audit.csv",
+           "calibration.csv")
 
 # ----- running ---------------------------------------------------------------------------------
 _TABLE: Any = None  # the table of this worker process (set by _init_worker)
@@ -218,11 +220,14 @@ def traces_frame(cfg: ReplayConfig, results: Sequence[RunResult]) -> pd.DataFram
 
 def write_outputs(out: str | os.PathLike, settings: Sequence[ReplayConfig],
                   results: Sequence[Sequence[RunResult]], summary: pd.DataFrame,
-                  audit: pd.DataFrame | None, provenance: dict[str, Any]) -> Path:
+                  audit: pd.DataFrame | None, provenance: dict[str, Any],
+                  calibration: pd.DataFrame | None = None) -> Path:
     """DIR/traces/<nnn>.parquet (one per setting, with its settings in the file metadata),
+    DIR/decisions/<nnn>.parquet (the predictions of a predicting rule, `audit.decision_frame`),
     DIR/summary.csv, DIR/summary.json (summary + audit + settings + provenance), DIR/audit.csv
-    (when a setting has rules). Trace files of settings beyond these (an earlier run's) are
-    removed, so a reader of DIR sees this run only."""
+    (when a setting has rules), DIR/calibration.csv (`audit.calibration_frame`, when given and
+    not empty). Files of settings beyond these (an earlier run's) are removed, so a reader of
+    DIR sees this run only."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -235,10 +240,24 @@ def write_outputs(out: str | os.PathLike, settings: Sequence[ReplayConfig],
         meta = {b"lcsim_replay": json.dumps({"setting": cfg_dicts[i], **provenance}).encode()}
         _atomic(d / "traces" / names[i],
                 lambda p, t=t, meta=meta: pq.write_table(t.replace_schema_metadata(meta), p))
-    for old in (d / "traces").glob("*.parquet"):  # traces of an earlier, larger study
-        if old.name not in names:
-            old.unlink(missing_ok=True)
+    logged = []
+    for i, rs in enumerate(results):
+        df = decision_frame([getattr(r, "decisions", {}) for r in rs])
+        if len(df):
+            (d / "decisions").mkdir(exist_ok=True)
+            meta = {b"lcsim_replay": json.dumps({"setting": cfg_dicts[i]}).encode()}
+            t = pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(meta)
+            _atomic(d / "decisions" / names[i], lambda p, t=t: pq.write_table(t, p))
+            logged.append(names[i])
+    for sub, keep in (("traces", names), ("decisions", logged)):  # an earlier, larger study's
+        for old in (d / sub).glob("*.parquet"):
+            if old.name not in keep:
+                old.unlink(missing_ok=True)
     _atomic(d / "summary.csv", lambda p: summary.to_csv(p, index=False))
+    if calibration is not None and len(calibration):
+        _atomic(d / "calibration.csv", lambda p: calibration.to_csv(p, index=False))
+    else:
+        (d / "calibration.csv").unlink(missing_ok=True)
     if audit is not None and len(audit):
         _atomic(d / "audit.csv", lambda p: audit.to_csv(p, index=False))
     else:  # no setting with rules: no audit (and none of an earlier run)

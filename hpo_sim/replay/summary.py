@@ -24,10 +24,11 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from .audit import audit_run, goal_k
+from .audit import audit_run, goal_k, rule_columns
 from .simulate import ReplayConfig, RunResult, epoch_costs
 
-__all__ = ["LEGEND", "audit_frame", "format_summary", "miss_reason", "summarize", "time_unit"]
+__all__ = ["LEGEND", "RULE_LEGEND", "audit_frame", "format_summary", "legend", "miss_reason",
+           "summarize", "time_unit"]
 
 _BIG = 1e300  # stands in for +inf inside percentile interpolation (inf - inf would be NaN)
 _UNITS = {"s": 1.0, "min": 60.0, "h": 3600.0}
@@ -127,13 +128,15 @@ def miss_reason(table, cfg: ReplayConfig, results: Sequence[RunResult]) -> str:
 
 
 def audit_frame(table, settings: Sequence[ReplayConfig],
-                results: Sequence[Sequence[RunResult]], top_k: int | None = None
-                ) -> pd.DataFrame:
-    """Per setting with rules: stopped configs per run, top-k ones among them, compute skipped.
+                results: Sequence[Sequence[RunResult]], top_k: int | None = None, *,
+                seed: int = 0) -> pd.DataFrame:
+    """Per setting with rules: stopped configs per run, top-k ones among them, compute skipped,
+    and `audit.rule_columns` (share of top-k stopped with CI, decision cost, prediction scores).
 
     `saved_fraction` is the share of training seconds the stops skipped (the stopped configs'
     epochs after the stop / (seconds spent + seconds skipped)); it is not time-to-goal saved.
     """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))  # the share's bootstrap
     rows = []
     for cfg, rs in zip(settings, results, strict=True):
         if not cfg.rules:
@@ -153,6 +156,7 @@ def audit_frame(table, settings: Sequence[ReplayConfig],
             # share of the compute the runs would have spent without these stops
             "saved_fraction": float(saved.sum() / (spent.sum() + saved.sum()))
             if saved.sum() > 0 else 0.0,
+            **rule_columns(a, rs, table, rng),
         })
     return pd.DataFrame(rows)
 
@@ -186,6 +190,20 @@ Legend (times: simulated {unit}, each trained epoch charged the table's recorded
                summed over all runs; a rule that stops these can miss the goal
   compute skipped  share of the training seconds the stops skipped (the stopped configs'
                remaining epochs / (spent + skipped)); not time-to-goal saved (see speed-up)"""
+
+RULE_LEGEND = """\
+  rule audit   top-k stopped / started: share of the top-k configs the runs started that the
+               rules stopped (95% CI: bootstrap over repeats); ms/decision: wall time of one
+               stop decision (mean, median; "-": not timed, the numpy path of random search
+               with stateless rules); for predicting rules (lce, svr): predictions per
+               run, mean absolute error of the predicted final accuracy (at every decision,
+               and at the stops), expected calibration error of the stop probabilities"""
+
+
+def legend(unit: str = "s", *, rule_audit: bool = False) -> str:
+    """The legend of `format_summary` (and of `audit.format_rule_audit` with rule_audit)."""
+    text = LEGEND.format(unit={"s": "seconds", "min": "minutes", "h": "hours"}[unit])
+    return text + ("\n" + RULE_LEGEND if rule_audit else "")
 
 
 def format_summary(summary: pd.DataFrame, audit: pd.DataFrame | None = None, *,
@@ -233,8 +251,7 @@ def format_summary(summary: pd.DataFrame, audit: pd.DataFrame | None = None, *,
         })
         text += "\n\nAudit (over all repeats):\n" + a.to_string(index=False)
     if legend:
-        text += "\n\n" + LEGEND.format(unit={"s": "seconds", "min": "minutes",
-                                             "h": "hours"}[unit])
+        text += "\n\n" + globals()["legend"](unit)
     return text
 
 
