@@ -3,6 +3,7 @@
     lcsim train --space mnist --index 0 --epochs 2            # shipped 10k MNIST subset
     lcsim train --space mnist --data-root ../shared/datasets/mnist-10k --index 0 --epochs 2
     lcsim train --space cifar10 --data-root DATA --config '{"c1_filters": 8, ...}'
+    lcsim train --table default --id 3       # re-train a table row with the table's recipe
 
 Each epoch line is the command's result (its learning curve), printed as it is measured, so
 there is no progress bar to switch off. torch is imported inside the handler so `lcsim --help`
@@ -38,7 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "augmentation, which the paper does not state: ours) and print one line "
                     "per epoch.",
     )
-    p.add_argument("--space", required=True, choices=("mnist", "cifar10", "lcbench-mlp"))
+    p.add_argument("--space", choices=("mnist", "cifar10", "lcbench-mlp"),
+                   help="search space (required unless --table)")
+    p.add_argument("--table", help="re-train row --id of this table with exactly its recipe "
+                                   "(data, split, seed from (seed, id), TrainSpec) and print "
+                                   "the curve beside the stored one")
+    p.add_argument("--id", type=nonneg_int, help="config id of the --table row")
     p.add_argument("--dataset", choices=("mnist", "cifar10", "cifar100", "svhn", "digits"),
                    help="dataset (default: the space's own)")
     p.add_argument("--data-root", help="torchvision data root (default $LCSIM_DATA_ROOT; for "
@@ -51,7 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--config", help="config as JSON text or a path to a JSON file")
     p.add_argument("--sobol-seed", type=nonneg_int, default=0,
                    help="scramble seed of the Sobol points (which config --index names)")
-    p.add_argument("--epochs", type=positive_int, default=2, help="epochs to train (default 2)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="epochs to train (default 2; with --table: the table's T, or its first "
+                        "N)")
     add_seed(p, "this training run as given: weight init, batch order and dropout (a "
                 "table's configs are trained with a seed derived from (its --seed, config id))")
     p.add_argument("--batch-size", type=positive_int, default=128)
@@ -89,6 +97,12 @@ def _train(args: argparse.Namespace) -> int:
     from lcsim.tabular.spaces import get_space
 
     check_device(args.device)
+    if args.table is not None or args.id is not None:
+        return _train_row(args)
+    if args.space is None:
+        raise UserError("lcsim train needs --space (or --table T --id I)")
+    if args.epochs is None:
+        args.epochs = 2
     space = get_space(args.space)
     with user_errors():  # ConfigError is a UserError; TrainSpec's checks raise ValueError
         if args.config is not None:
@@ -130,3 +144,47 @@ def _train(args: argparse.Namespace) -> int:
     print(f"status {result.status}" + (f" ({result.error})" if result.error else "")
           + f"; params {result.n_params:,}; forward FLOPs/example {result.flops:,}")
     return 0
+
+
+def _train_row(args: argparse.Namespace) -> int:
+    """`--table T --id I`: the row re-trained beside the stored one, and the verdict."""
+    from lcsim.pregen.recipe import first_difference, platform_notes, retrain, stored_curve
+    from lcsim.tabular.table import LookupTable
+
+    from lcsim.errors import UserError
+
+    if args.table is None or args.id is None:
+        raise UserError("--table and --id go together: lcsim train --table T --id I")
+    table = LookupTable.open(args.table)
+    try:
+        stored = stored_curve(table, args.id)
+    except KeyError as e:
+        raise UserError(f"--id {args.id}: {e.args[0]}") from None
+    m = table.meta
+    print(f"table {table.path}: config {args.id} of {m.get('space')} on {m.get('dataset')}, "
+          f"{m.get('code_revision')}, made on {m.get('device')}")
+    print(f"{'epoch':>5} {'train_loss':>10} {'(table)':>10} {'val_loss':>10} {'(table)':>10} "
+          f"{'val_acc':>8} {'(table)':>8} {'same':>5}", flush=True)
+
+    def show(rec) -> None:
+        e = rec.epoch - 1
+        old = [stored[c][e] if e < len(stored[c]) else float("nan")
+               for c in ("train_loss", "val_loss", "val_accuracy")]
+        same = [rec.train_loss, rec.val_loss, rec.val_accuracy] == old
+        print(f"{rec.epoch:>5} {rec.train_loss:>10.6f} {old[0]:>10.6f} {rec.val_loss:>10.6f} "
+              f"{old[1]:>10.6f} {rec.val_accuracy:>8.4f} {old[2]:>8.4f} "
+              f"{'yes' if same else 'NO':>5}", flush=True)
+
+    result = retrain(table, args.id, device=args.device, data_root=args.data_root,
+                     epochs=args.epochs, callback=show)
+    if args.epochs is not None:
+        stored = {c: v[:args.epochs] for c, v in stored.items()}
+    diff = first_difference(result, stored)
+    if diff is None:
+        print(f"reproduced exactly: {len(result.epochs)} epoch(s), accuracies and losses "
+              "equal to the table's")
+        return 0
+    print(f"not reproduced: {diff}")
+    for note in platform_notes(m, args.device):
+        print(f"note: {note}")
+    return 1

@@ -1,15 +1,21 @@
 """Table generation: train Sobol configs 0..n-1 for T epochs and write each through tabular.
 
-`run(RunConfig(...))` (CLI: `lcsim pregen run`) plans the configs that the table directory
-does not hold yet (`tabular.writer.held_ids`: re-running the same command resumes; a killed
-run loses at most the configs in flight), trains each with `pregen.trainer.train_config` (the
-space's recipe: Table I: Adam and the config's learning rate and L2 weight, as the paper, batch
-128 and no augmentation, which the paper does not state: ours, recorded in the metadata;
-lcbench-mlp: SGD with momentum, weight decay and batch size from the config, cosine
-annealing), and commits each finished config as one
-atomic shard with `tabular.writer.TableWriter`. With several workers the configs go
-heaviest-first with light ones interleaved, by forward FLOPs (`order_jobs`); with one worker
-in all they go by id, so a run stopped early leaves a clean Sobol prefix 0..k-1.
+`run(RunConfig(...))` (CLI: `lcsim pregen run`) first takes the table lock on its id range
+(`tabular.lock.RangeLock`: a second run on an overlapping range is refused at once, naming
+the holder, before anything is written; disjoint `--index-range`s run side by side). It plans
+the configs that the table directory does not hold yet (re-running the same command resumes;
+a killed run loses at most the configs in flight), trains each with
+`pregen.trainer.train_config` (the space's recipe: Table I: Adam and the config's learning
+rate and L2 weight, as the paper, batch 128 and no augmentation, which the paper does not
+state: ours, recorded in the metadata; lcbench-mlp: SGD with momentum, weight decay and batch
+size from the config, cosine annealing), and commits each finished config as one atomic
+shard with `tabular.writer.TableWriter`, in this process only, under the lock, skipping any
+id already committed (workers hand results back: `pregen.workers`). SIGINT and SIGTERM stop
+it cleanly (`pregen.lifecycle`): nothing partial is written, the configs in flight are
+dropped and counted (`RunStopped`), and the next run resumes. With several workers the
+configs go heaviest-first with light ones interleaved, by forward FLOPs (`order_jobs`); with
+one worker in all they go by id, so a run stopped early leaves a clean Sobol prefix 0..k-1.
+What the table's metadata records, and how a row is re-trained from it, is `pregen.recipe`.
 
 Scheduling never changes what is trained: a config's training seed is derived from
 (seed, config_id) alone (`config_seed`), the data split from `split_seed`, so a config gives
@@ -18,8 +24,9 @@ floating-point non-determinism on CUDA).
 
 Where it runs (`pregen.workers` holds the per-device gate and fault injection):
 - one worker in total (the CPU default): in this process, no spawn;
-- otherwise K worker processes per device in `--devices` (torch.multiprocessing spawn), the
-  main process handing out configs longest-first as slots free up;
+- otherwise K worker processes per device in `--devices` (torch.multiprocessing spawn, made
+  to die with this process: `pregen.lifecycle`), the main process handing out configs
+  longest-first as slots free up;
 - `--dask-scheduler ADDR`: one task per config on a dask.distributed cluster
   (`pregen.dask_runner`; one config at a time per Dask worker process).
 
@@ -39,23 +46,22 @@ two epochs" and most curves "before reaching the half of the preset total traini
 so T = 20 leaves MNIST curves room to flatten, and CIFAR-10's batch-norm curves, which "begin
 to climb after around tenth epoch", need the longer 50.
 
-(Over 400 lines: a run's plan, metadata, resume check and scheduling loop belong together; the
-per-device side is in `pregen.workers`.)
+(Over 400 lines: a run's plan, its lock and stop handling and the scheduling loop that
+commits belong together; the metadata is `pregen.recipe`, the per-device side
+`pregen.workers`, the processes `pregen.lifecycle`.)
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-import numpy as np
+from lcsim.pregen.recipe import build_run_meta, check_resume, config_seed, time_measurement
 from lcsim.pregen.workers import Job, Outcome
 
 __all__ = [
@@ -63,8 +69,10 @@ __all__ = [
     "RunConfig",
     "Job",
     "Outcome",
+    "RunStopped",
     "RunSummary",
     "config_seed",
+    "time_measurement",
     "order_jobs",
     "plan",
     "run",
@@ -163,15 +171,9 @@ class RunSummary:
     counts: collections.Counter = field(default_factory=collections.Counter)  # by status
     seconds: float = 0.0
     oom_retries: int = 0
-
-
-def config_seed(seed: int, config_id: int) -> int:
-    """Training seed of a config: a SeedSequence child keyed by (seed, config_id), so it does
-    not depend on which worker trains the config or in which order."""
-    if seed < 0 or config_id < 0:
-        raise ValueError(f"seed and config_id must be >= 0, got {seed}, {config_id}")
-    ss = np.random.SeedSequence(seed, spawn_key=(config_id,))
-    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))  # < 2**63
+    skipped: int = 0  # results handed in for configs already committed (not written again)
+    dropped: int = 0  # configs in flight when a stop came (not written; a re-run trains them)
+    stopped_by: str | None = None  # "SIGINT" / "SIGTERM" if the run was stopped
 
 
 def order_jobs(jobs: Sequence[Job]) -> list[Job]:
@@ -222,97 +224,8 @@ def plan(cfg: RunConfig, held: Iterable[int], *, in_shape: tuple[int, ...],
     return order_jobs(jobs)
 
 
-# --- metadata and resume checks ---------------------------------------------------------------
-
-# Run settings that change what is trained: a resumed run must use the same ones.
-_RESUME_KEYS = ("seed", "batch_size", "max_train", "val_size", "optimizer", "augment")
-
-
-def time_measurement(cfg: RunConfig) -> str:
-    """The sentence stored in the table metadata on how the time columns were measured."""
-    base = ("train_seconds: wall seconds of each epoch's training pass, measured by "
-            "lcsim.pregen.trainer with a device synchronisation before each clock read; "
-            "eval_seconds: the validation pass, measured the same way; concurrency: configs "
-            "training on the device during the epoch (this one included). ")
-    if cfg.dask_scheduler is not None:
-        return base + ("Dask run: each Dask worker process trained one config at a time, so "
-                       "solo_seconds = train_seconds; this is the config alone on its device "
-                       "only if one Dask worker process ran per device (the documented "
-                       "setup: dask worker --nworkers 1 --nthreads 1 per GPU).")
-    if not cfg.concurrent:
-        return base + (f"One config at a time per device ({len(cfg.devices)} device(s), "
-                       "one worker each), so solo_seconds = train_seconds: each config ran "
-                       "alone on its device (other processes on the host were not "
-                       "controlled).")
-    return base + (f"Up to {cfg.workers_per_device} configs shared a device. solo_seconds: "
-                   "if a config trained alone in every epoch, its train_seconds; otherwise "
-                   f"the config was trained again from its seed for {cfg.solo_epochs} "
-                   "epoch(s) after its run while the device's other workers paused at their "
-                   "epoch boundaries (pregen.workers.DeviceGate), and every epoch gets the "
-                   "mean of those solo epochs' measured seconds.")
-
-
-def _data_source(cfg: RunConfig) -> str:
-    if cfg.dataset == "digits":
-        import sklearn
-
-        return f"sklearn.datasets.load_digits (scikit-learn {sklearn.__version__}, bundled)"
-    return (cfg.data_root or os.environ.get("LCSIM_DATA_ROOT")
-            or "pregen/assets/mnist-10k (shipped 10,000-digit MNIST subset)")
-
-
-def build_run_meta(cfg: RunConfig, data, device_desc: str) -> dict[str, Any]:
-    from lcsim.tabular.schema import build_meta
-    from lcsim.tabular.spaces import get_space
-
-    recipe = get_space(cfg.space).recipe
-    per_config = dict(recipe.spec_keys)
-
-    return build_meta(
-        dataset=cfg.dataset, space=cfg.space, epochs=cfg.T, sobol_seed=cfg.sobol_seed,
-        split_seed=cfg.split_seed, device=device_desc, time_measurement=time_measurement(cfg),
-        num_classes=data.num_classes, generator="lcsim pregen run", seed=cfg.seed,
-        n_configs=cfg.n_configs, index_range=[cfg.ids.start, cfg.ids.stop],
-        optimizer=recipe.optimizer, schedule=recipe.schedule, recipe=recipe.text,
-        batch_size=(f"per config ({per_config['batch_size']})" if "batch_size" in per_config
-                    else cfg.batch_size), augment=list(data.augment),
-        max_train=cfg.max_train, val_size=cfg.val_size,
-        n_train=int(data.train_y.shape[0]), n_val=int(data.val_y.shape[0]),
-        data_source=_data_source(cfg),
-        devices=list(cfg.devices), workers_per_device=cfg.workers_per_device,
-        solo_epochs=cfg.solo_epochs, bf16=cfg.bf16 and any(d != "cpu" for d in cfg.devices),
-        channels_last=cfg.channels_last and any(d != "cpu" for d in cfg.devices),
-        dask=cfg.dask_scheduler is not None,
-        training_seed_rule="np.random.SeedSequence(seed, spawn_key=(config_id,))",
-        order="by id (one worker)" if _one_worker(cfg) else "heavy/light (order_jobs)",
-        notes=cfg.notes)
-
-
 def _one_worker(cfg: RunConfig) -> bool:
     return cfg.workers_per_device * len(cfg.devices) == 1 and cfg.dask_scheduler is None
-
-
-def check_resume(out: str | os.PathLike, meta: dict[str, Any]) -> None:
-    """Raise TableError if DIR/meta.json was written with different training settings."""
-    from lcsim.tabular.schema import META_FILE, TableError
-
-    path = Path(out) / META_FILE
-    if not path.exists():
-        return
-    import json
-
-    try:
-        old = json.loads(path.read_text())
-    except ValueError as e:
-        raise TableError(f"{path}: not valid JSON ({e})") from None
-    if "augment" not in old and "dataset" in old:
-        # tables from before the switch was recorded trained with the dataset's old default
-        old["augment"] = ["crop", "flip"] if old["dataset"] in ("cifar10", "cifar100") else []
-    diff = [f"{k}: {old[k]!r} in the table, {meta.get(k)!r} now" for k in _RESUME_KEYS
-            if k in old and old[k] != meta.get(k)]
-    if diff:
-        raise TableError(f"{path}: cannot resume this table with different settings "
-                         f"({'; '.join(diff)}); use a new --out directory")
 
 
 # --- scheduling -------------------------------------------------------------------------------
@@ -358,30 +271,16 @@ class Dispatcher:
 
 # --- the run ----------------------------------------------------------------------------------
 
-_POOL_WORKER: Any = None  # the Worker of a pool process (set by _pool_init)
 
+class RunStopped(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM; `summary` says what it did and what it dropped.
+    A KeyboardInterrupt, so that no `except Exception` on the way up swallows it."""
 
-def _pool_init(cfg: RunConfig, meta: dict[str, Any], device: str, gate, parent_pid: int,
-               threads: int) -> None:
-    global _POOL_WORKER
-    import torch
-
-    torch.set_num_threads(threads)
-    from lcsim.pregen.workers import Worker
-
-    _POOL_WORKER = Worker(cfg, meta, device, gate, parent_pid=parent_pid)
-
-
-def _pool_run(job: Job) -> Outcome:
-    return _POOL_WORKER.run(job)
-
-
-def _cpu_threads(cfg: RunConfig) -> int:
-    """Torch threads per CPU worker: the cores shared out, unless OMP_NUM_THREADS says."""
-    if os.environ.get("OMP_NUM_THREADS"):
-        return max(1, int(os.environ["OMP_NUM_THREADS"]))
-    n_cpu_workers = cfg.workers_per_device * sum(d == "cpu" for d in cfg.devices)
-    return max(1, (os.cpu_count() or 1) // max(1, n_cpu_workers))
+    def __init__(self, summary: RunSummary, signum: int):
+        self.summary, self.signum = summary, signum
+        super().__init__(f"stopped by {summary.stopped_by}: {summary.dropped} config(s) in "
+                         "flight dropped (nothing partial written); re-run the same command "
+                         "to resume")
 
 
 class _Progress:
@@ -410,7 +309,7 @@ class _Progress:
         self.bar.close()
 
 
-def _record_failed(writer, space, job: Job, error: str, in_shape, num_classes) -> None:
+def _failed_record(space, job: Job, error: str, in_shape, num_classes):
     import torch
     from lcsim.pregen.models import build_model, count_params
     from lcsim.tabular.writer import ConfigResult
@@ -418,105 +317,116 @@ def _record_failed(writer, space, job: Job, error: str, in_shape, num_classes) -
     with torch.device("meta"):
         n_params = count_params(build_model(space.name, space.full(job.config),
                                             in_shape=in_shape, num_classes=num_classes))
-    writer.write(ConfigResult(config_id=job.config_id, config=job.config, status="failed",
-                              n_params=n_params, flops=int(job.cost), error=error))
+    return ConfigResult(config_id=job.config_id, config=job.config, status="failed",
+                        n_params=n_params, flops=int(job.cost), error=error)
 
 
 def run(cfg: RunConfig) -> RunSummary:
-    """Generate (or resume) the table cfg.out; see the module docstring."""
+    """Generate (or resume) the table cfg.out; see the module docstring.
+
+    Holds the table lock on cfg.ids for the whole run (`tabular.lock.RangeLock`): a run on
+    an overlapping range of the same directory raises TableLockError naming it, before
+    anything is written. SIGINT / SIGTERM stop the run cleanly: RunStopped (a
+    KeyboardInterrupt) carries the summary with the configs in flight that were dropped.
+    """
+    from lcsim.pregen.lifecycle import Stopped, StopSignals
+    from lcsim.tabular.lock import RangeLock
+    from lcsim.tabular.writer import check_table_dir, held_ids
+
+    t0 = time.perf_counter()
+    summary = RunSummary()
+    # a folder of other files, or unreadable shards, are refused before the lock is written
+    check_table_dir(cfg.out)
+    held_ids(cfg.out)
+    with StopSignals() as stop:
+        lock = RangeLock(cfg.out, cfg.ids)
+        try:
+            lock.acquire()
+            _run_locked(cfg, lock, stop, summary)
+        except Stopped as e:
+            summary.stopped_by = signal_name(e.signum)
+            summary.seconds = time.perf_counter() - t0
+            raise RunStopped(summary, e.signum) from None
+        finally:
+            lock.release()
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
+
+
+def _run_locked(cfg: RunConfig, lock, stop, summary: RunSummary) -> None:
+    from lcsim.pregen.lifecycle import Stopped
     from lcsim.pregen.workers import Worker, device_name, load_run_data
     from lcsim.tabular.spaces import get_space
-    from lcsim.tabular.writer import TableWriter, check_table_dir, held_ids
+    from lcsim.tabular.writer import TableWriter
 
     from lcsim.errors import user_errors
 
-    t0 = time.perf_counter()
     space = get_space(cfg.space)
-    # refuse a folder of other files, or unreadable shards, before writing anything into it
-    check_table_dir(cfg.out)
-    held = held_ids(cfg.out)
     with user_errors():  # a data root, dataset or --val-size that cannot work
         probe = load_run_data(cfg, "cpu")  # shapes and split sizes for planning and metadata
     if cfg.dask_scheduler is not None:
         desc = f"{cfg.devices[0]} on dask.distributed workers (scheduler {cfg.dask_scheduler})"
     else:
         desc = "; ".join(device_name(d) for d in cfg.devices)
-    meta = build_run_meta(cfg, probe, desc)
+    meta = build_run_meta(cfg, probe, desc, one_worker=_one_worker(cfg))
     check_resume(cfg.out, meta)
-    writer = TableWriter(cfg.out, meta)  # creates DIR and meta.json, or checks it matches
-    summary = RunSummary(held_before=len(held & set(cfg.ids)))
+    with stop.committing():
+        writer = TableWriter(cfg.out, meta, lock=lock)  # creates DIR/meta.json, or checks it
+    held = writer.held()
+    summary.held_before = len(held & set(cfg.ids))
     jobs = plan(cfg, held, in_shape=probe.in_shape, num_classes=probe.num_classes)
     summary.planned = len(jobs)
     log.info("pregen: %d configs to train (%d of ids %d..%d already held) in %s",
              len(jobs), summary.held_before, cfg.ids.start, cfg.ids.stop - 1, cfg.out)
     if not jobs:
-        return summary
+        return
     disp = Dispatcher(jobs, ["dask"] if cfg.dask_scheduler else list(cfg.devices),
                       cfg.workers_per_device, cfg.max_oom_retries)
     progress = _Progress(len(jobs), cfg.progress)
 
     def settle(device: str, job: Job, o: Outcome) -> None:
-        action = disp.finished(device, job, o)
-        if action == "retry":
-            summary.oom_retries += 1
-            log.warning("config %d: out of memory on %s; retrying at concurrency %d",
-                        job.config_id, device, disp.limit[device])
-            return
-        if action == "give_up":
-            _record_failed(writer, space, job, o.error or "out of memory", probe.in_shape,
-                           probe.num_classes)
-            o = replace(o, status="failed")
-        summary.counts[o.status] += 1
-        progress.done(o)
+        with stop.committing():  # a stop waits until this result is committed and counted
+            action = disp.finished(device, job, o)
+            if action == "retry":
+                summary.oom_retries += 1
+                log.warning("config %d: out of memory on %s; retrying at concurrency %d",
+                            job.config_id, device, disp.limit[device])
+                return
+            record = o.record
+            if action == "give_up":
+                record = _failed_record(space, job, o.error or "out of memory",
+                                        probe.in_shape, probe.num_classes)
+                o = replace(o, status="failed")
+            if writer.write(record) is None:
+                summary.skipped += 1  # committed before (a duplicate hand-in): not again
+                return
+            summary.counts[o.status] += 1
+            progress.done(o)
 
     try:
         if cfg.dask_scheduler is not None:
             from lcsim.pregen.dask_runner import run_dask
 
-            run_dask(cfg, meta, disp, settle)
+            summary.dropped = run_dask(cfg, disp, settle)
         elif _one_worker(cfg):
             dev = cfg.devices[0]
-            worker = Worker(cfg, meta, dev)  # one worker in all: train in this process
+            worker = Worker(cfg, dev)  # one worker in all: train in this process
             while (job := disp.next_for(dev)) is not None:
-                settle(dev, job, worker.run(job))
+                summary.dropped = 1  # until its result is in hand
+                outcome = worker.run(job)
+                summary.dropped = 0
+                settle(dev, job, outcome)
         else:
-            _run_pool(cfg, meta, disp, settle)
+            from lcsim.pregen.lifecycle import run_pool
+
+            summary.dropped = run_pool(cfg, disp, settle, stop)
     finally:
         progress.close()
-    summary.seconds = time.perf_counter() - t0
-    return summary
-
-
-def _run_pool(cfg: RunConfig, meta: dict[str, Any], disp: Dispatcher,
-              settle: Callable[[str, Job, Outcome], None]) -> None:
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    import torch.multiprocessing as tmp
-    from lcsim.pregen.workers import DeviceGate
-
-    ctx = tmp.get_context("spawn")  # CUDA cannot be used in forked children
-    pools = {}
-    try:
-        for d in cfg.devices:
-            gate = DeviceGate(ctx) if cfg.workers_per_device > 1 else None
-            threads = _cpu_threads(cfg) if d == "cpu" else 1
-            pools[d] = ProcessPoolExecutor(
-                cfg.workers_per_device, mp_context=ctx, initializer=_pool_init,
-                initargs=(cfg, meta, d, gate, os.getpid(), threads))
-        inflight: dict = {}
-
-        def fill() -> None:
-            for d in cfg.devices:
-                while (job := disp.next_for(d)) is not None:
-                    inflight[pools[d].submit(_pool_run, job)] = (d, job)
-
-        fill()
-        while inflight:
-            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            for fut in done:
-                d, job = inflight.pop(fut)
-                settle(d, job, fut.result())
-            fill()
-    finally:
-        for p in pools.values():
-            p.shutdown(wait=True, cancel_futures=True)
+    if stop.signum is not None:
+        raise Stopped(stop.signum)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from lcsim.cliargs import (
     add_augment,
@@ -118,7 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lcsim.pregen.runner import RunConfig, run
+    from lcsim.pregen.runner import RunConfig, RunStopped, run
 
     with user_errors():
         cfg = RunConfig(
@@ -137,12 +138,25 @@ def _run(args: argparse.Namespace) -> int:
         check_devices(cfg.devices)
     if not args.no_progress:
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    summary = run(cfg)  # bad tables and datasets raise TableError / DatasetNotFoundError
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items())) or "nothing"
-    print(f"pregen: {summary.planned} configs planned ({summary.held_before} already held); "
-          f"this run: {counts}; {summary.oom_retries} OOM retries; "
-          f"{summary.seconds:.1f}s. Table: {cfg.out}")
+    try:
+        summary = run(cfg)  # bad tables and datasets raise TableError / DatasetNotFoundError
+    except RunStopped as e:  # SIGINT / SIGTERM: what was done, what was dropped
+        _print_summary(e.summary, cfg.out)
+        print(f"lcsim pregen run: {e}", file=sys.stderr)
+        return 128 + e.signum
+    _print_summary(summary, cfg.out)
     return 0
+
+
+def _print_summary(summary, out: str) -> None:
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items())) or "nothing"
+    extra = (f"; {summary.skipped} already committed (not written again)"
+             if summary.skipped else "")
+    if summary.stopped_by:
+        extra += f"; stopped by {summary.stopped_by}, {summary.dropped} in flight dropped"
+    print(f"pregen: {summary.planned} configs planned ({summary.held_before} already held); "
+          f"this run: {counts}; {summary.oom_retries} OOM retries{extra}; "
+          f"{summary.seconds:.1f}s. Table: {out}", flush=True)
 
 
 def _status(args: argparse.Namespace) -> int:

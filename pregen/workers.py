@@ -1,10 +1,18 @@
-"""The worker side of table generation: train one config, time it, write it.
+"""The worker side of table generation: train one config, time it, hand the result back.
 
 `Worker` holds what one worker process (or the main process, or a Dask worker) needs: the
-dataset on its device, the tabular writer, the per-device gate. `Worker.run(job)` trains one
-config with `pregen.trainer.train_config`, adds its solo time, and commits it as one shard;
-it reports CUDA out-of-memory back to the runner instead of writing, so the runner can retry
-the config at a lower concurrency (`pregen.runner`).
+dataset on its device and the per-device gate. `Worker.run(job)` trains one config with
+`pregen.trainer.train_config`, adds its solo time, and returns an `Outcome` carrying the
+finished `ConfigResult`; CUDA out-of-memory comes back as status "oom", so the runner can
+retry the config at a lower concurrency (`pregen.runner`).
+
+Workers never write the table. The runner process commits every result itself, through
+its `TableWriter` under the table lock it holds (`tabular.lock.RangeLock`): a worker whose
+runner died has nobody to hand its result to, so it commits nothing, and there is no window
+between "is my parent alive?" and the commit, because the process that commits is the one
+holding the lock. The same holds for Dask tasks (their results travel back to the client,
+which commits each once; a rerun or a late duplicate is skipped by the writer's
+already-committed check). `pregen.lifecycle` makes spawned workers die with their parent.
 
 `DeviceGate` lets K configs train at once on one device and lets one of them take the
 device alone for its solo timing: the others pause at their next epoch boundary (they are
@@ -18,16 +26,19 @@ Dask workers see it too):
                                config 7 on its first attempt only (then it trains normally)
     LCSIM_INJECT_NAN="5,9:2"   config 5's training loss becomes NaN from epoch 1 (so the
                                trainer marks it diverged); config 9's from epoch 2
+    LCSIM_INJECT_DELAY="4:1.5" config 4 sleeps 1.5 s after each epoch (stop and kill tests
+                               need a config surely in flight)
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from lcsim.provenance import device_name
@@ -36,10 +47,11 @@ if TYPE_CHECKING:
     from lcsim.pregen.runner import RunConfig
 
 __all__ = ["DeviceGate", "EpochConcurrency", "Faults", "Job", "Outcome", "Worker", "device_name",
-           "load_run_data", "ENV_OOM", "ENV_NAN"]
+           "load_run_data", "run_train_spec", "ENV_OOM", "ENV_NAN", "ENV_DELAY"]
 
 ENV_OOM = "LCSIM_INJECT_OOM"
 ENV_NAN = "LCSIM_INJECT_NAN"
+ENV_DELAY = "LCSIM_INJECT_DELAY"
 
 
 class _Cell:
@@ -145,12 +157,12 @@ class EpochConcurrency:
         self._last = now
 
 
-def _parse(text: str, var: str) -> dict[int, int]:
-    out: dict[int, int] = {}
+def _parse(text: str, var: str, cast: type = int) -> dict[int, Any]:
+    out: dict[int, Any] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         cid, _, n = part.partition(":")
         try:
-            out[int(cid)] = int(n) if n else 0
+            out[int(cid)] = cast(n) if n else cast(0)
         except ValueError:
             raise ValueError(f"${var}: bad entry {part!r}; expected ID or ID:N, "
                              f"comma-separated (got {text!r})") from None
@@ -160,15 +172,18 @@ def _parse(text: str, var: str) -> dict[int, int]:
 @dataclass(frozen=True)
 class Faults:
     """Injected failures, by config id. oom[id] = attempts that fail (0 = all);
-    nan[id] = first epoch whose loss is NaN (0 means epoch 1)."""
+    nan[id] = first epoch whose loss is NaN (0 means epoch 1); delay[id] = seconds slept
+    after each epoch."""
 
     oom: dict[int, int]
     nan: dict[int, int]
+    delay: dict[int, float] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> Faults:
         return cls(_parse(os.environ.get(ENV_OOM, ""), ENV_OOM),
-                   _parse(os.environ.get(ENV_NAN, ""), ENV_NAN))
+                   _parse(os.environ.get(ENV_NAN, ""), ENV_NAN),
+                   _parse(os.environ.get(ENV_DELAY, ""), ENV_DELAY, float))
 
     def maybe_oom(self, config_id: int, attempt: int) -> None:
         """Raise torch.cuda.OutOfMemoryError if config_id's attempt (0-based) is injected."""
@@ -198,17 +213,40 @@ class Job:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a worker reports for one job; the shard is already written unless status is oom."""
+    """What a worker reports for one job: the result to commit, unless status is oom."""
 
     config_id: int
-    status: str  # complete / diverged (written) or oom (not written: the runner decides)
+    status: str  # complete / diverged (record to commit) or oom (the runner decides)
     final_accuracy: float | None = None
     epochs: int = 0  # epochs recorded
-    seconds: float = 0.0  # wall seconds the worker spent on the job (training + solo + write)
+    seconds: float = 0.0  # wall seconds the worker spent on the job (training + solo)
     error: str | None = None
     device: str = ""
+    record: Any = None  # tabular.writer.ConfigResult to commit (None for oom)
 
 
+# TrainSpec fields a table does not fix: the per-config values and the seed
+PER_CONFIG = ("lr", "l2_weight", "seed")
+
+
+def run_train_spec(cfg: RunConfig, device: str, seed: int = 0):
+    """The TrainSpec a run trains with on `device` (bf16 / channels_last on CUDA only)."""
+    import torch
+    from lcsim.pregen.trainer import TrainSpec
+
+    cuda = torch.device(device).type == "cuda"
+    # optimizer, schedule and the config's own values come from the space's recipe
+    # (train_config applies it)
+    return TrainSpec(epochs=cfg.T, batch_size=cfg.batch_size, seed=seed,
+                     bf16=cuda and cfg.bf16, channels_last=cuda and cfg.channels_last)
+
+
+def spec_record(spec) -> dict[str, Any]:
+    """The TrainSpec fields stored in the table metadata (`train_spec`): all but PER_CONFIG.
+    A non-finite float (max_loss = inf) is written as the string "inf": standard JSON has
+    no Infinity, and other readers of the metadata must be able to parse it."""
+    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in asdict(spec).items() if k not in PER_CONFIG}
 
 
 def load_run_data(cfg: RunConfig, device: str):
@@ -225,28 +263,18 @@ def load_run_data(cfg: RunConfig, device: str):
 
 
 class Worker:
-    """Trains jobs on one device and writes each through one TableWriter.
+    """Trains jobs on one device and returns each result (it never writes the table).
 
     gate: the device's DeviceGate when several configs share the device, else None.
-    parent_pid: in a pool worker, the runner's pid; a worker whose runner died (killed run)
-    exits before writing, so a resumed run cannot get a duplicate from an orphan.
     """
 
-    def __init__(self, cfg: RunConfig, meta: dict[str, Any], device: str,
-                 gate: DeviceGate | None = None, parent_pid: int | None = None):
-        import torch
-        from lcsim.pregen.trainer import TrainSpec
+    def __init__(self, cfg: RunConfig, device: str, gate: DeviceGate | None = None):
         from lcsim.tabular.spaces import get_space
-        from lcsim.tabular.writer import TableWriter
 
-        self.cfg, self.device, self.gate, self.parent_pid = cfg, device, gate, parent_pid
+        self.cfg, self.device, self.gate = cfg, device, gate
         self.space = get_space(cfg.space)
         self.data = load_run_data(cfg, device)
-        cuda = torch.device(device).type == "cuda"
-        # optimizer, schedule and the config's own values come from the space's recipe
-        self.spec = TrainSpec(epochs=cfg.T, batch_size=cfg.batch_size,
-                              bf16=cuda and cfg.bf16, channels_last=cuda and cfg.channels_last)
-        self.writer = TableWriter(cfg.out, meta)
+        self.spec = run_train_spec(cfg, device)
         self.faults = Faults.from_env()
 
     def run(self, job: Job) -> Outcome:
@@ -262,17 +290,18 @@ class Worker:
                 torch.cuda.empty_cache()
             return Outcome(job.config_id, "oom", error=f"{type(e).__name__}: {e}",
                            seconds=time.perf_counter() - t0, device=self.device)
-        self._write(job, res, solo, conc)
         return Outcome(job.config_id, res.status,
                        final_accuracy=res.final_accuracy if res.epochs else None,
                        epochs=len(res.epochs), error=res.error,
-                       seconds=time.perf_counter() - t0, device=self.device)
+                       seconds=time.perf_counter() - t0, device=self.device,
+                       record=self._record(job, res, solo, conc))
 
     def _train(self, job: Job):
         import torch.nn.functional as F
         from lcsim.pregen.trainer import train_config
 
         nan_from = self.faults.nan_from_epoch(job.config_id)
+        delay = self.faults.delay.get(job.config_id, 0.0)
         state = {"epoch": 1}
         gate = self.gate
 
@@ -286,6 +315,8 @@ class Worker:
             def callback(rec) -> None:
                 conc.epoch_done()
                 state["epoch"] = rec.epoch + 1
+                if delay:
+                    time.sleep(delay)
                 if gate is not None:
                     gate.epoch_boundary()
 
@@ -313,16 +344,14 @@ class Worker:
         per_epoch = sum(r.train_seconds for r in solo.epochs) / len(solo.epochs)
         return [per_epoch] * len(measured)
 
-    def _write(self, job: Job, res, solo: list[float], conc: list[int]) -> None:
+    def _record(self, job: Job, res, solo: list[float], conc: list[int]):
         from lcsim.tabular.writer import ConfigResult
 
-        if self.parent_pid is not None and os.getppid() != self.parent_pid:
-            os._exit(1)  # the runner is gone (killed): never write behind a resumed run
         ep = res.epochs
-        self.writer.write(ConfigResult(
+        return ConfigResult(
             config_id=job.config_id, config=job.config, status=res.status,
             val_accuracy=[r.val_accuracy for r in ep], train_loss=[r.train_loss for r in ep],
             val_loss=[r.val_loss for r in ep], train_seconds=[r.train_seconds for r in ep],
             solo_seconds=solo, eval_seconds=[r.eval_seconds for r in ep],
             concurrency=conc if ep else 1, n_params=res.n_params, flops=res.flops,
-            error=res.error))
+            error=res.error)

@@ -1,9 +1,10 @@
-"""`lcsim table ...`: info, status, curves, validate, merge, import.
+"""`lcsim table ...`: info, status, curves, validate, merge, repair, import.
 
     lcsim table info --table default
     lcsim table curves --table T --top 10 --out top.csv
     lcsim table validate --table T          # exit status 1 when the table has errors
     lcsim table merge --table T [--out NEW]
+    lcsim table repair --table T            # remove duplicate commits, keep the earliest
 
 `--table` is a table directory, a shipped table name, or "default". Every bad input is a
 UserError (TableError), printed by `lcsim` as one line with exit status 2; `validate` finding
@@ -59,11 +60,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_table(q, default=None)
     q.set_defaults(func=_validate)
 
-    q = ts.add_parser("merge", help="compact shards into configs.parquet + curves.parquet")
+    q = ts.add_parser("merge", help="compact the shards into one shard pair (other files stay)")
     add_table(q, default=None)
     q.add_argument("--out", type=Path, default=None,
                    help="new directory, which must not exist (default: merge in place)")
     q.set_defaults(func=_merge)
+
+    q = ts.add_parser("repair", help="remove duplicate commits (keeps the earliest of each)",
+                      description="Remove configs committed more than once, keeping the "
+                                  "earliest committed copy of each; nothing else changes.")
+    add_table(q, default=None)
+    q.set_defaults(func=_repair)
 
     q = ts.add_parser("import", help="make a table from a long CSV of learning curves",
                       description="Columns: config, epoch, accuracy, seconds, hyperparameters "
@@ -187,6 +194,13 @@ def _merge(a) -> int:
     out = merge_table(a.table, a.out)
     t = LookupTable.open(out)
     print(f"merged into {out}: {len(t)} configs x {t.epochs} epochs")
+    return 0
+
+
+def _repair(a) -> int:
+    from .maintain import repair_table
+
+    print("\n".join(repair_table(a.table).lines()))
     return 0
 
 

@@ -1,7 +1,9 @@
 """The learning-curve table schema: column types, the version, and the file-level metadata.
 
-A table is a directory of Parquet shard pairs (`configs/*.parquet`, `curves/*.parquet`) or
-one merged pair (`configs.parquet`, `curves.parquet`). Every file carries the table's
+A table is a directory of Parquet shard pairs (`configs/*.parquet`, `curves/*.parquet`); a
+merged table is the same with one pair. (Tables merged by an older lcsim hold one pair at
+the top, `configs.parquet` + `curves.parquet`: still read, no longer written, and converted
+by `lcsim table merge`.) Every file carries the table's
 metadata as JSON under the Parquet key-value key `lcsim` (`META_KEY`), so a single shard
 copied out of its directory still says what it is.
 
@@ -168,8 +170,9 @@ def check_meta_compatible(a: dict[str, Any], b: dict[str, Any], where: str) -> N
 
 # --- directory layout -------------------------------------------------------------------------
 # DIR/meta.json, DIR/configs/<stem>.parquet + DIR/curves/<stem>.parquet (shard pairs sharing a
-# stem), or the merged pair DIR/configs.parquet + DIR/curves.parquet. Files whose names start
-# with "." are temp files of writers in flight; pyarrow and pandas skip them too.
+# stem), and (old merged layout, read only) DIR/configs.parquet + DIR/curves.parquet. Files
+# whose names start with "." are temp files of writers in flight (and the lock files of
+# tabular.lock); pyarrow and pandas skip them too.
 
 META_FILE = "meta.json"
 MERGED_CONFIGS = "configs.parquet"

@@ -1,5 +1,4 @@
-"""Full check of a table directory (`lcsim table validate --table DIR`) and shard compaction
-(`merge`).
+"""Full check of a table directory (`lcsim table validate --table DIR`).
 
 `validate_table(dir)` returns a Report of errors and warnings; each error names the file,
 the column and the (0-based) row in that file. Checked: every file is readable Parquet
@@ -14,9 +13,7 @@ accuracies in [0, 1] and no NaN accuracy or time in a complete config, seconds >
 concurrency >= 1. Warnings: orphan curves shards and temp files (killed writers), extra
 columns, shards measured on different devices.
 
-`merge_table(dir, out=None)` refuses an invalid table, then writes one `configs.parquet` +
-`curves.parquet` sorted by (config_id, epoch) with the data unchanged, into a fresh
-directory that is renamed into place.
+`merge_table` and `repair_table` live in `tabular.maintain` (re-exported here).
 """
 
 from __future__ import annotations
@@ -24,8 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +31,6 @@ import pyarrow.parquet as pq
 
 from .schema import (
     IDENTITY_KEYS,
-    MERGED_CONFIGS,
-    MERGED_CURVES,
     META_FILE,
     SCHEMA_VERSION,
     STATUSES,
@@ -45,13 +38,11 @@ from .schema import (
     configs_schema,
     curves_schema,
     list_shards,
-    meta_bytes,
     read_meta,
 )
-from .table import _read_shards, _space_of, resolve_table
-from .writer import _atomic_bytes, _fsync_dir, write_parquet_atomic
+from .table import _space_of, resolve_table
 
-__all__ = ["Report", "validate_table", "merge_table"]
+__all__ = ["Report", "validate_table", "merge_table", "repair_table"]
 
 _MAX_PER_CHECK = 5  # errors listed per check and file before "... and N more"
 
@@ -292,47 +283,4 @@ def _check_curves(t: pa.Table, name: str, status: dict[int, str], T: int, rep: R
                           "missing epochs")
 
 
-def merge_table(path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
-    """Compact a valid table into one configs.parquet + curves.parquet (sorted by config_id,
-    epoch; data unchanged). In place unless `out` (which must not exist) is given."""
-    d = resolve_table(path)
-    rep = validate_table(d)
-    if not rep.ok:
-        raise TableError(f"{d}: refusing to merge an invalid table ({len(rep.errors)} "
-                         f"errors; first: {rep.errors[0]}); run "
-                         f"`lcsim table validate --table {d}`")
-    shards = list_shards(d)
-    meta, cfg, cur = _read_shards(d, shards)
-    if (d / META_FILE).exists():
-        meta = json.loads((d / META_FILE).read_text())
-    meta = {**meta, "merged_from_shards": len(shards.pairs)}
-    cfg = cfg.sort_by("config_id")
-    cur = cur.sort_by([("config_id", "ascending"), ("epoch", "ascending")])
-    space = _space_of(meta)
-    kv = meta_bytes(meta)
-    target = Path(out) if out is not None else d
-    if out is not None and target.exists():
-        raise TableError(f"{target}: merge output must not exist yet")
-    tmp = target.parent / f".{target.name}.merge-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
-        write_parquet_atomic(cur.cast(curves_schema()).replace_schema_metadata(kv),
-                             tmp / MERGED_CURVES)
-        write_parquet_atomic(cfg.cast(configs_schema(space)).replace_schema_metadata(kv),
-                             tmp / MERGED_CONFIGS)
-        _atomic_bytes(tmp / META_FILE, json.dumps(meta, indent=1, sort_keys=True).encode())
-        if out is not None:
-            os.rename(tmp, target)  # atomic: OUT appears complete or not at all
-        else:
-            # Swap directories: readers see the old table or the merged one (between the two
-            # renames the path is briefly absent, never half-merged). Do not merge while a
-            # generator is still writing into DIR.
-            old = d.parent / f".{d.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(d, old)
-            os.rename(tmp, d)
-            shutil.rmtree(old, ignore_errors=True)
-        _fsync_dir(target.parent)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+from .maintain import merge_table, repair_table  # noqa: E402  (they call validate_table)

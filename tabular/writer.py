@@ -1,6 +1,7 @@
 """Append finished configs to a table directory, one atomic shard pair per `write`.
 
-Commit protocol (several processes may write into one directory at once):
+Commit protocol (several processes may write into one directory at once, each holding its
+own id range, `tabular.lock.RangeLock`):
 1. the curves shard is written to `curves/.tmp-<name>`, fsynced, and renamed (os.replace,
    atomic on POSIX) to `curves/<name>`;
 2. the configs shard likewise to `configs/<name>`; this rename commits the shard.
@@ -11,19 +12,33 @@ files, a curves shard with no configs shard) are ignored by readers and reported
 across processes and hosts. `held_ids(dir)` reads only the configs shards, so a generator can
 resume by skipping the ids a directory already holds.
 
+Idempotent commits: a writer given the `RangeLock` it holds commits only ids inside that
+range, checks the lock is still its own, and skips any id already committed (the configs
+folder is re-listed just before each commit, new shards' ids read), so a config is never
+committed twice, whatever retried or resumed work hands it in again. Only lock holders
+commit in a locked range, so the check cannot race with another commit of the same id.
+
+A table merged by an older lcsim (`configs.parquet` + `curves.parquet` at the top of the
+directory) is refused for appending: its rows would split between two layouts, and a reader
+of one folder would get part of the table. `lcsim table merge --table DIR` moves them into
+the folders.
+
 A writer starts only in a new or empty directory or in a table (`check_table_dir`): a folder
 of other files is refused before anything is written into it. The first writer records the
 table metadata in `meta.json` (created atomically: temp file + hard link, which fails if
 another writer got there first); every shard also carries its
 writer's metadata under the Parquet key `lcsim`. A writer opening a directory whose
 meta.json differs in dataset / space / epochs / seeds / schema version raises TableError.
+
+(Over 400 lines: the commit protocol, its idempotency index and the directory checks are one
+write discipline.)
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -51,6 +66,8 @@ from .schema import (
 )
 
 __all__ = ["ConfigResult", "TableWriter", "check_table_dir", "held_ids", "write_parquet_atomic"]
+
+log = logging.getLogger("lcsim.tabular")
 
 _EPOCH_FIELDS = ("val_accuracy", "train_loss", "val_loss", "train_seconds", "solo_seconds",
                  "eval_seconds")
@@ -104,8 +121,11 @@ class ConfigResult:
 
 def _atomic_bytes(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
     """Write a small file atomically; with exclusive, only if `path` does not exist yet
-    (returns False when another process created it first)."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    (returns False when another process created it first). The file gets the usual
+    0666 & ~umask mode (mkstemp's 0600 would hide meta.json from the other users of a
+    shared table)."""
+    tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -126,7 +146,8 @@ def _atomic_bytes(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     """Write `table` to a temp file next to `path`, fsync, and rename it into place."""
-    tmp = path.parent / f".tmp-{path.name}"
+    # ".tmp-<stem>.partial": readers and globs (`*.parquet`) skip it
+    tmp = path.parent / f".tmp-{path.stem}.partial"
     try:
         with open(tmp, "wb") as f:
             pq.write_table(table, f)
@@ -155,12 +176,15 @@ def _fsync_dir(d: Path) -> None:
 class TableWriter:
     """Appends `ConfigResult`s to the table directory `directory` (created if missing).
 
-    `meta` is the table metadata (`tabular.schema.build_meta`). Ids are not checked against
-    other processes' shards (partitioning ids is the generator's job, and `held_ids` its
-    resume); `lcsim table validate` reports any duplicates.
+    `meta` is the table metadata (`tabular.schema.build_meta`). With `lock` (the
+    `tabular.lock.RangeLock` this process holds on the directory), commits are idempotent
+    (module docstring): ids outside the lock's range are refused, ids already committed are
+    skipped (`skipped` lists them). Without a lock, ids are not checked against other
+    processes' shards; `lcsim table validate` reports any duplicates.
     """
 
-    def __init__(self, directory: str | os.PathLike, meta: Mapping[str, Any]):
+    def __init__(self, directory: str | os.PathLike, meta: Mapping[str, Any], *,
+                 lock: Any | None = None):
         from .table import _space_of
 
         self.dir = Path(directory)
@@ -169,6 +193,15 @@ class TableWriter:
             if k not in self.meta:
                 raise TableError(f"TableWriter: metadata lacks {k!r}; build it with "
                                  "lcsim.tabular.schema.build_meta")
+        if (self.dir / MERGED_CONFIGS).exists():
+            raise TableError(
+                f"{self.dir} holds a table merged by an older lcsim ({MERGED_CONFIGS} and "
+                "curves.parquet at the top): appending would split its rows between two "
+                f"layouts. Run `lcsim table merge --table {self.dir}` once (it moves them into "
+                "configs/ and curves/), then run this command again")
+        if lock is not None:
+            lock.check()
+        self.lock = lock
         self.epochs = int(self.meta["epochs"])
         self.space = _space_of(self.meta)
         self._configs_schema = configs_schema(self.space)
@@ -183,24 +216,56 @@ class TableWriter:
         check_meta_compatible(existing, self.meta,
                               f"{mpath} (resume must not mix tables: open a new directory)")
         self._written: set[int] = set()
+        self._held = _HeldIndex(self.dir) if lock is not None else None
+        self.skipped: list[int] = []  # ids handed in again after their commit (not written)
+
+    def held(self) -> set[int]:
+        """Ids committed in the directory now (with a lock: cheap, incremental)."""
+        if self._held is None:
+            return held_ids(self.dir)
+        return self._held.refresh()
 
     def write(self, records: ConfigResult | Iterable[ConfigResult]) -> Path | None:
-        """Commit one or more records as one shard pair; returns the configs shard path."""
+        """Commit one or more records as one shard pair; returns the configs shard path, or
+        None if nothing was left to write (with a lock: every id already committed)."""
         recs = [records] if isinstance(records, ConfigResult) else list(records)
         if not recs:
             return None
         ids = [int(r.config_id) for r in recs]
         counts = Counter(ids)
         dup = sorted({i for i, c in counts.items() if c > 1} | (set(ids) & self._written))
-        if dup:
+        if dup and self.lock is None:
             raise TableError(f"{self.dir}: config_id(s) {dup[:10]} already written by this "
                              "writer or repeated in one write")
+        if self.lock is not None:
+            self.lock.check()
+            outside = [i for i in ids if not self.lock.covers(i)]
+            if outside:
+                a, b = self.lock.range
+                raise TableError(f"{self.dir}: config_id(s) {outside[:10]} are outside the "
+                                 f"locked range {a}..{b - 1} of this writer")
+            held = self._held.refresh()
+            again = sorted({i for i in ids if i in held} | set(dup))
+            if again:
+                log.warning("%s: config_id(s) %s already committed; not writing them again",
+                            self.dir, again[:10])
+                self.skipped.extend(again)
+            keep, seen = [], set(held)
+            for r in recs:  # the first of repeated ids in one call is kept
+                if int(r.config_id) not in seen:
+                    keep.append(r)
+                    seen.add(int(r.config_id))
+            recs, ids = keep, [int(r.config_id) for r in keep]
+            if not recs:
+                return None
         cfg, cur = self._tables(recs)
         name = f"{int(time.time())}-{os.getpid()}-{uuid.uuid4().hex[:12]}.parquet"
         write_parquet_atomic(cur, self.dir / "curves" / name)
         target = self.dir / "configs" / name
         write_parquet_atomic(cfg, target)  # this rename commits the shard
         self._written.update(ids)
+        if self._held is not None:
+            self._held.add(target, ids)
         return target
 
     def _tables(self, recs: list[ConfigResult]) -> tuple[pa.Table, pa.Table]:
@@ -257,6 +322,64 @@ def _check_values(r: ConfigResult) -> None:
         v = np.asarray(getattr(r, f), dtype=np.float64)
         if (v < 0).any():
             raise TableError(f"config {r.config_id}: {f} has a negative value {v[v < 0][0]!r}")
+
+
+class _HeldIndex:
+    """Committed ids of a directory, kept up to date by re-listing configs/ and reading only
+    the shards not seen before (a few ms for 20,000 shards)."""
+
+    def __init__(self, d: Path):
+        self.dir = d
+        self.by_file: dict[str, list[int]] = {}
+        self.ids: Counter = Counter()
+
+    def refresh(self) -> set[int]:
+        files = {}
+        with os.scandir(self.dir / "configs") as it:  # only this side: commits live here
+            for e in it:
+                if e.name.endswith(".parquet") and not e.name.startswith("."):
+                    files[e.path] = Path(e.path)
+        for gone in set(self.by_file) - set(files):
+            self.ids.subtract(self.by_file.pop(gone))
+        new = [files[f] for f in files if f not in self.by_file]
+        if len(new) > 20:  # a resumed table: one threaded scan instead of a read per file
+            for f, ids in _scan_ids(new).items():
+                self.add(f, ids)
+        for f in new:
+            if str(f) not in self.by_file:
+                self.add(f, _read_ids(f))
+        return {i for i, n in self.ids.items() if n > 0}
+
+    def add(self, path: Path, ids: Sequence[int]) -> None:
+        if str(path) not in self.by_file:
+            self.by_file[str(path)] = list(ids)
+            self.ids.update(ids)
+
+
+def _scan_ids(files: list[Path]) -> dict[Path, list[int]]:
+    """{file: its config ids} in one pyarrow.dataset scan ({} if any file is unreadable: the
+    caller then reads file by file, naming the bad one)."""
+    import pyarrow.dataset as ds
+
+    try:
+        t = ds.dataset([str(f) for f in files], format="parquet").to_table(
+            columns=["config_id", "__filename"])
+    except (pa.ArrowInvalid, OSError):
+        return {}
+    out: dict[Path, list[int]] = {f: [] for f in files}
+    by_name = {str(f): f for f in files}
+    for name, cid in zip(t.column("__filename").to_pylist(),
+                         t.column("config_id").to_pylist(), strict=True):
+        out[by_name[name]].append(cid)
+    return out
+
+
+def _read_ids(path: Path) -> list[int]:
+    try:
+        return pq.read_table(path, columns=["config_id"]).column("config_id").to_pylist()
+    except (pa.ArrowInvalid, OSError) as e:
+        raise TableError(f"{path}: a configs shard is unreadable ({e}); run "
+                         f"`lcsim table validate --table {path.parent.parent}`") from None
 
 
 _TABLE_ENTRIES = (META_FILE, "configs", "curves", MERGED_CONFIGS, MERGED_CURVES)

@@ -8,6 +8,7 @@ Each `tiny_*_root` fixture is a data root (session scoped, read-only by conventi
     tiny_cifar100_root  ROOT/cifar-100-python/ (pickles)         120 train / 40 test
     tiny_svhn_root      ROOT/svhn/{train,extra,test}_32x32.mat   120 train / 60 extra / 40 test
     tiny_data_root      all four in one root
+    tiny_mnist10_root   ROOT/MNIST/raw/*-ubyte, 10x10 pixels     80 train / 8 test
 
 The images are learnable: class k is a bright square at a class-specific place (and, for
 colour images, in a class-specific channel) over uniform noise, so a small CNN fits them in
@@ -155,6 +156,30 @@ def tiny_data_root(tmp_path_factory) -> Path:
     for name in ("cifar10", "cifar100", "svhn"):
         make_tiny_dataset(name, root)
     return root
+
+
+def make_tiny_mnist10(root: Path, n_train: int = 80, n_test: int = 8, size: int = 10) -> Path:
+    """Learnable 10x10 digits in MNIST's IDX files (class k: a bright bar at a class-specific
+    place over noise). 10x10 keeps the heaviest configs of the MNIST space (up to 350 filters
+    of 10x10) cheap on one CPU core, for table-generation runs."""
+    rng = np.random.default_rng(0)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        y = np.arange(n) % 10
+        rng.shuffle(y)
+        x = rng.integers(0, 60, size=(n, size, size), dtype=np.uint8)
+        for i, k in enumerate(y):
+            r, c = (k // 5) * (size // 2), (k % 5) * 2
+            x[i, r:r + size // 2, c:c + 2] = 250
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", x)
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", y)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist10_root(tmp_path_factory) -> Path:
+    return make_tiny_mnist10(tmp_path_factory.mktemp("tiny10"))
 
 
 @pytest.fixture(scope="session")

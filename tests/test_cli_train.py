@@ -1,6 +1,7 @@
 """`lcsim train`: prints the config and one line of real metrics per epoch; clear errors."""
 
 import json
+import shutil
 
 import pytest
 from lcsim.tabular.spaces import MNIST_SPACE
@@ -120,3 +121,75 @@ def test_train_augmentation_is_off_by_default_and_switchable(tiny_cifar10_root, 
 def test_train_bad_augmentation_is_one_line(user_error):
     assert main(["train", "--space", "mnist", "--augment", "crop,,flip"]) == 2
     assert "argument --augment: unknown augmentation ''" in user_error("train")
+
+
+# --- lcsim train --table T --id I: a row re-trained with the table's recipe ------------------
+
+
+@pytest.fixture(scope="module")
+def small_table(tiny_mnist10_root, tmp_path_factory):
+    from lcsim.pregen.runner import RunConfig, run
+
+    out = tmp_path_factory.mktemp("row") / "t"
+    run(RunConfig(out=str(out), space="mnist", dataset="mnist",
+                  data_root=str(tiny_mnist10_root), n_configs=3, epochs=3, max_train=24,
+                  val_size=12, seed=5, split_seed=2, batch_size=8, progress=False))
+    return out
+
+
+def test_a_generated_row_is_reproduced_exactly(small_table, tiny_mnist10_root, capsys):
+    from lcsim.pregen.recipe import retrain, stored_curve
+    from lcsim.tabular.table import LookupTable
+
+    t = LookupTable.open(small_table, cache=False)
+    assert t.meta["train_spec"]["batch_size"] == 8 and t.meta["cpu_capability"]
+    res = retrain(t, 2)
+    stored = stored_curve(t, 2)
+    assert [r.val_accuracy for r in res.epochs] == stored["val_accuracy"].tolist()
+    assert [r.train_loss for r in res.epochs] == stored["train_loss"].tolist()
+    assert [r.val_loss for r in res.epochs] == stored["val_loss"].tolist()
+
+    assert main(["train", "--table", str(small_table), "--id", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "reproduced exactly: 3 epoch(s), accuracies and losses equal" in out
+    rows = [ln.split() for ln in out.splitlines() if ln.split() and ln.split()[0].isdigit()]
+    assert [r[0] for r in rows] == ["1", "2", "3"] and all(r[-1] == "yes" for r in rows)
+
+
+def test_a_row_trained_with_another_seed_is_reported_not_reproduced(small_table, capsys):
+    meta = json.loads((small_table / "meta.json").read_text())
+    copy = small_table.parent / "other-seed"
+    shutil.copytree(small_table, copy, ignore=shutil.ignore_patterns(".lcsim*"))
+    meta["seed"] = 6  # what `lcsim train --seed` used to do: not the table's derived seed
+    (copy / "meta.json").write_text(json.dumps(meta))
+    assert main(["train", "--table", str(copy), "--id", "1", "--epochs", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "not reproduced: epoch 1: " in out and " NO" in out
+
+
+def test_train_table_errors_name_the_problem(small_table, capsys):
+    assert main(["train", "--table", str(small_table), "--id", "7"]) == 2
+    assert "--id 7: config_id 7 is not in this table" in capsys.readouterr().err
+    assert main(["train", "--table", str(small_table)]) == 2
+    assert "--table and --id go together" in capsys.readouterr().err
+    assert main(["train", "--table", str(small_table), "--id", "0", "--epochs", "9"]) == 2
+    assert "the table has epochs 1..3" in capsys.readouterr().err
+
+
+def test_the_shipped_table_row_3_is_reproduced_exactly(tiny_mnist_root, monkeypatch, capsys):
+    import torch
+    from lcsim.tabular.table import LookupTable
+
+    from lcsim.provenance import device_name
+
+    m = LookupTable.open("mnist-10k-cpu").meta
+    made = (m["versions"]["torch"].split("+")[0], m.get("cpu_capability"), m["device"])
+    here = (torch.__version__.split("+")[0], torch.backends.cpu.get_cpu_capability(),
+            device_name("cpu"))
+    if made != here:
+        pytest.skip(f"bit-exact CPU re-training needs the table's torch build and CPU kernels "
+                    f"(table: {made}; here: {here})")
+    monkeypatch.setenv("LCSIM_DATA_ROOT", str(tiny_mnist_root))  # must not replace its data
+    assert main(["train", "--table", "mnist-10k-cpu", "--id", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "reproduced exactly: 20 epoch(s), accuracies and losses equal to the table's" in out

@@ -1,16 +1,17 @@
 """Table generation (pregen.runner): resume after SIGKILL, OOM / NaN paths, Dask, status.
 
-Runs train the first Sobol configs of the MNIST space on a tiny 10x10-pixel MNIST written
-here in the real IDX format (10x10 so the heavy configs of the space, up to 350 filters of
-10x10, stay cheap on one CPU core): 80 train digits -> 64 train / 16 validation, cut to
---max-train 32, 2 epochs.
+Runs train the first Sobol configs of the MNIST space on a tiny 10x10-pixel MNIST in the
+real IDX format (conftest's `tiny_mnist10_root`: 10x10 so the heavy configs of the space,
+up to 350 filters of 10x10, stay cheap on one CPU core): 80 train digits -> 64 train / 16
+validation, cut to --max-train 32, 2 epochs. Process-level faults (two runs at once, killed
+parents, SIGINT / SIGTERM) are in tests/test_runner_processes.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -37,34 +38,9 @@ N_CONFIGS = 6
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _write_idx(path: Path, arr: np.ndarray) -> None:
-    # IDX: two zero bytes, type 0x08 (ubyte), number of dims, big-endian int32 dims, data
-    with open(path, "wb") as f:
-        f.write(struct.pack(">BBBB", 0, 0, 0x08, arr.ndim))
-        f.write(struct.pack(f">{arr.ndim}I", *arr.shape))
-        f.write(arr.astype(np.uint8).tobytes())
-
-
-def _tiny_mnist(root: Path, n_train: int = 80, n_test: int = 8, size: int = 10) -> Path:
-    """Learnable 10x10 digits: class k is a bright bar at a class-specific place over noise."""
-    rng = np.random.default_rng(0)
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        y = np.arange(n) % 10
-        rng.shuffle(y)
-        x = rng.integers(0, 60, size=(n, size, size), dtype=np.uint8)
-        for i, k in enumerate(y):
-            r, c = (k // 5) * (size // 2), (k % 5) * 2
-            x[i, r:r + size // 2, c:c + 2] = 250
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte", x)
-        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", y)
-    return root
-
-
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    return _tiny_mnist(tmp_path_factory.mktemp("tiny10"))
+def data_root(tiny_mnist10_root) -> Path:
+    return tiny_mnist10_root
 
 
 def _cfg(root: Path, out: Path, **kw) -> RunConfig:
@@ -256,6 +232,27 @@ def test_reference_run_records_a_full_table(reference):
     np.testing.assert_allclose(t.acc * 16, np.round(t.acc * 16), atol=1e-9)
 
 
+def test_the_metadata_records_the_code_and_the_whole_recipe(reference):
+    import pyarrow.parquet as pq
+
+    from lcsim.provenance import code_revision, package_version
+
+    meta = reference.meta
+    # package version, git revision and its dirty flag, from the one provenance builder
+    assert meta["lcsim"] == package_version() and meta["code_revision"] == code_revision()
+    assert meta["code_revision"].startswith("git:")  # the tests run from a checkout
+    assert meta["train_spec"] == {**meta["train_spec"], "batch_size": 128, "optimizer": "adam",
+                                  "epochs": 2, "bf16": False, "channels_last": False}
+    assert {"lr", "l2_weight", "seed"}.isdisjoint(meta["train_spec"])  # per config
+    assert meta["train_spec"]["max_loss"] == "inf"  # standard JSON: no Infinity
+    json.loads((reference.path / "meta.json").read_text(), parse_constant=pytest.fail)
+    assert meta["cpu_capability"] and meta["versions"]["torch"]
+    assert meta["torch_threads"] == 1  # conftest's; a CPU re-training uses the same
+    shard = next((reference.path / "configs").glob("*.parquet"))
+    in_shard = json.loads(pq.read_schema(shard).metadata[b"lcsim"])
+    assert in_shard["code_revision"] == meta["code_revision"]
+
+
 def test_rerun_skips_held_configs(reference, data_root):
     summary = run(_cfg(data_root, reference.path))
     assert summary.planned == 0 and summary.held_before == N_CONFIGS
@@ -359,16 +356,20 @@ def test_worker_pool_two_per_device_measures_solo_time(reference, data_root, tmp
 
 def test_pool_path_is_used_with_two_workers(monkeypatch, data_root, tmp_path):
     # without spawning: the runner must hand a K=2 run to the pool, not train inline
-    import lcsim.pregen.runner as runner
+    import lcsim.pregen.lifecycle as lifecycle
+    from lcsim.tabular.testing import make_results
 
     seen = {}
+    recs = {r.config_id: r for r in make_results(N_CONFIGS, 2, lambda i, e: 0.5 + 0 * e)}
 
-    def fake_pool(cfg, meta, disp, settle):
+    def fake_pool(cfg, disp, settle, stop):
         seen["limit"] = dict(disp.limit)
         while (job := disp.next_for("cpu")) is not None:
-            settle("cpu", job, Outcome(job.config_id, "complete", 0.5, 2, device="cpu"))
+            settle("cpu", job, Outcome(job.config_id, "complete", 0.5, 2, device="cpu",
+                                       record=recs[job.config_id]))
+        return 0
 
-    monkeypatch.setattr(runner, "_run_pool", fake_pool)
+    monkeypatch.setattr(lifecycle, "run_pool", fake_pool)
     summary = run(replace(_cfg(data_root, tmp_path / "p"), workers_per_device=2))
     assert seen["limit"] == {"cpu": 2} and summary.counts["complete"] == N_CONFIGS
 

@@ -180,7 +180,8 @@ def test_open_rejects_duplicate_config_across_shards(tmp_path):
     from lcsim.tabular.testing import make_meta
     from lcsim.tabular.writer import TableWriter
     TableWriter(d, make_meta(T)).write(make_results(1, T, curve, start=2))
-    with pytest.raises(TableError, match="config_id 2 appears more than once"):
+    with pytest.raises(TableError, match=r"committed more than once: 2; in configs/\S+ \(2\); "
+                       r"configs/\S+ \(2\)\. .*run `lcsim table repair "):
         LookupTable.open(d)
 
 

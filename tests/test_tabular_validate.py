@@ -1,5 +1,6 @@
 """`lcsim table validate` rejects each kind of broken table with a message naming it;
-`lcsim table merge` compacts without changing data and refuses invalid tables."""
+`lcsim table merge` compacts without changing data and refuses invalid tables
+(tests/test_tabular_maintain.py: merge keeps foreign files, layouts, repair)."""
 
 from __future__ import annotations
 
@@ -173,14 +174,14 @@ def test_leftovers_of_killed_writers_are_warnings(tdir):
 def test_merge_keeps_data_and_compacts(tdir, tmp_path):
     before = LookupTable.open(tdir, cache=False)
     out = merge_table(tdir, tmp_path / "merged")
-    assert sorted(p.name for p in out.iterdir()) == ["configs.parquet", "curves.parquet",
-                                                     "meta.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["configs", "curves", "meta.json"]
+    assert [len(list((out / s).iterdir())) for s in ("configs", "curves")] == [1, 1]
     after = LookupTable.open(out)
     for k in ("ids", "status", "n_recorded", "acc", "train_loss", "val_loss",
               "train_seconds", "solo_seconds", "eval_seconds", "concurrency", "features"):
         np.testing.assert_array_equal(getattr(before, k), getattr(after, k))
     pd.testing.assert_frame_equal(before.configs_frame(), after.configs_frame())
-    cur = pd.read_parquet(out / "curves.parquet")
+    cur = pd.read_parquet(out / "curves")
     assert cur.equals(cur.sort_values(["config_id", "epoch"]))
     assert validate_table(out).ok
 
@@ -188,7 +189,7 @@ def test_merge_keeps_data_and_compacts(tdir, tmp_path):
 def test_merge_in_place(tdir):
     before = LookupTable.open(tdir, cache=False)
     assert main(["table", "merge", "--table", str(tdir)]) == 0
-    assert not (tdir / "configs").exists() and (tdir / "configs.parquet").exists()
+    assert [len(list((tdir / s).iterdir())) for s in ("configs", "curves")] == [1, 1]
     np.testing.assert_array_equal(before.acc, LookupTable.open(tdir).acc)
 
 
