@@ -237,8 +237,7 @@ def time_to_goal_distributions(summary: pd.DataFrame, *, rule_col: str = "rules"
         for med in bp["medians"]:
             med.set(color="black")
         ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7)
-        if baseline in sub[rule_col].astype(str).values and np.isfinite(
-                np.nanmedian(data[0]) if data[0].size else np.nan):
+        if baseline in sub[rule_col].astype(str).values and np.isfinite(data[0]).any():
             ax.axhline(np.nanmedian(data[0]), color=_BASELINE_COLOR, ls="--", lw=1)
         if log:
             ax.set_yscale("log")

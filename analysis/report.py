@@ -6,7 +6,8 @@
 The page is self-contained: images are linked by relative file names in the same directory,
 tables are inline HTML (pandas `to_html`), so the folder can be zipped or served as it is.
 A figure whose input lacks what it needs (say, no SMAC runs, or no TaylorGLO lineage) is
-listed on the page as skipped with the reason, instead of failing the whole report.
+listed on the page as skipped with the reason, instead of failing the whole report. The page
+closes with the scorecard (`scorecard.py`): each paper's claims judged on the same inputs.
 """
 
 from __future__ import annotations
@@ -177,9 +178,15 @@ def _esgd_section(res: LiveResults) -> Section:
             "Percentage of offspring among the m-elitist survivors of each ESGD generation "
             "(ESGD paper Figure 2).",
             lambda: fl.esgd_offspring_share(res.records)))
+    gens = res.extra.get("generations")
+    if gens is not None and len(gens):
+        sec.items.append(TableItem("Population after each generation: best and m-elitist "
+                                   "average fitness (Theorem 1: never worse under ESGD), the "
+                                   "top-15 range, mean fitness.", gens))
     if res.summary is not None:
-        sec.items.append(TableItem("Final population per method (paper Table 1 layout).",
-                                   res.summary))
+        sec.items.append(TableItem("Final population per method (paper Table 1 layout: the "
+                                   "top 15 as the range [theta_1, theta_15], `_low` / `_high`, "
+                                   "their mean beside it).", res.summary))
     return sec
 
 
@@ -236,7 +243,20 @@ def report_sections(*, table=None, replays: Sequence[ReplayResults] = (),
     for res, make in ((alrs, _alrs_section), (esgd, _esgd_section), (epbt, _epbt_section)):
         if res is not None:
             out.append(make(res))
+    out.append(_scorecard_section(table, replays, alrs, esgd, epbt))
     return out
+
+
+def _scorecard_section(table, replays, alrs, esgd, epbt) -> Section:
+    from .scorecard import scorecard
+
+    frame = scorecard(table=table, replays=replays, alrs=alrs, esgd=esgd, epbt=epbt)
+    return Section("Scorecard: the papers' checkable claims",
+                   "Each claim judged on the inputs of this report (`lcsim scorecard` prints "
+                   "the same): our value, the paper's, the verdict and the criterion it "
+                   "applied; a claim whose input is missing says which.",
+                   [TableItem("One row per claim (lcsim.analysis.scorecard).",
+                              frame.drop(columns=["holds", "inputs"]))])
 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;

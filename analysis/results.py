@@ -2,8 +2,10 @@
 
 - `load_replay(DIR)`: `lcsim study` output (hpo_sim.replay.study.write_outputs):
   DIR/traces/NNN.parquet (one file per setting, its ReplayConfig as JSON under the Parquet
-  key `lcsim_replay`), DIR/summary.csv, DIR/audit.csv and DIR/calibration.csv (optional).
-- `load_esgd(DIR)`: `lcsim live esgd` output: DIR/<method>/records.parquet, DIR/summary.csv.
+  key `lcsim_replay`), DIR/summary.csv, DIR/audit.csv and DIR/calibration.csv (optional),
+  DIR/summary.json (its provenance: the command, the table's metadata).
+- `load_esgd(DIR)`: `lcsim live esgd` output: DIR/<method>/records.parquet and
+  generations.parquet, DIR/summary.csv (Table 1: top-15 ranges `top15_*_low/_high`, `_mean`).
 - `load_epbt(DIR)`: `lcsim live epbt` output: DIR/<method>-seed<s>/{records,lineage}.parquet,
   DIR/summary.csv.
 - `load_alrs(DIR)`: `lcsim live alrs-compare` output: DIR/runs.parquet,
@@ -59,6 +61,7 @@ class ReplayResults:
     audit: pd.DataFrame | None = None
     settings: list[dict] = field(default_factory=list)
     calibration: pd.DataFrame | None = None
+    provenance: dict = field(default_factory=dict)  # summary.json's: command, table_meta, ...
 
     @property
     def name(self) -> str:
@@ -130,8 +133,9 @@ def load_replay(path: str | os.PathLike) -> ReplayResults:
         raise ValueError(f"{d / 'summary.csv'}: no goal_accuracy for goal(s) {missing}")
     runs = runs_from_traces(traces, goal_acc)
     audit = pd.read_csv(d / "audit.csv") if (d / "audit.csv").exists() else None
+    doc = json.loads((d / "summary.json").read_text()) if (d / "summary.json").exists() else {}
     return ReplayResults(d, traces, runs, summary, audit, settings,
-                         _read_csv(d / "calibration.csv"))
+                         _read_csv(d / "calibration.csv"), doc.get("provenance") or {})
 
 
 def runs_from_traces(traces: pd.DataFrame, goal_accuracy: dict[str, float]) -> pd.DataFrame:
@@ -164,13 +168,18 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
 
 
 def load_esgd(path: str | os.PathLike) -> LiveResults:
-    """Read `lcsim live esgd` output: every DIR/<method>/records.parquet, concatenated."""
+    """Read `lcsim live esgd` output: every DIR/<method>/records.parquet, concatenated, and
+    every DIR/<method>/generations.parquet (best and m-elitist fitness per generation; a
+    folder from before they were written has none) as `extra["generations"]`."""
     d = _need_dir(path, "ESGD")
-    files = [m / esgd_layout.RECORDS for m in esgd_layout.method_dirs(d)]
-    if not files:
+    dirs = esgd_layout.method_dirs(d)
+    if not dirs:
         raise FileNotFoundError(f"ESGD results: no {d}/<method>/{esgd_layout.RECORDS}")
     summary = _read_csv(d / esgd_layout.SUMMARY)
-    return LiveResults(d, _read_parquets(files), summary)
+    gens = [m / esgd_layout.GENERATIONS for m in dirs if (m / esgd_layout.GENERATIONS).exists()]
+    extra = {"generations": _read_parquets(gens)} if gens else {}
+    return LiveResults(d, _read_parquets([m / esgd_layout.RECORDS for m in dirs]), summary,
+                       extra=extra)
 
 
 def load_epbt(path: str | os.PathLike) -> LiveResults:

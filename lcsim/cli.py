@@ -29,6 +29,7 @@ _STAGES = (
     "lcsim.hpo_sim.replay.cli",  # lcsim replay, lcsim study
     "lcsim.hpo_sim.live.cli",  # lcsim live ...
     "lcsim.analysis.report_cli",  # lcsim report
+    "lcsim.analysis.scorecard_cli",  # lcsim scorecard
 )
 
 

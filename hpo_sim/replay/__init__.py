@@ -8,6 +8,7 @@ the spec strings in `resolve.py`, and the Optuna bridge in `optuna_bridge.py`.
 
 from .audit import audit_run, audit_runs, calibration_frame, goal_k
 from .clock import EventHeap, SimClock
+from .goals import replay_goals
 from .optimizers import BUILTIN, OPTIMIZERS, SMAC, Hyperband, RandomSearch
 from .protocols import (
     Decision,
@@ -61,7 +62,7 @@ __all__ = [
     "SuccessiveHalving", "TRACE_COLUMNS", "audit_frame", "audit_run", "audit_runs",
     "calibration_frame", "candidate_rows", "check_settings", "epoch_costs", "etr2_tau",
     "format_summary", "goal_k", "load_preset", "miss_reason", "parse_rule", "parse_rules",
-    "preset_settings", "replay",
+    "preset_settings", "replay", "replay_goals",
     "resolve_optimizer", "resolve_rule", "resolve_rules", "run_settings", "summarize",
     "time_unit", "traces_frame", "with_baselines", "write_outputs",
 ]

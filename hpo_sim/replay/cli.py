@@ -45,10 +45,16 @@ def _common(p: argparse.ArgumentParser, repeats_default: str) -> None:
     p.add_argument("--max-time", type=float, default=None, help="time budget, simulated seconds")
     p.add_argument("--max-evals", type=positive_int, default=None,
                    help="budget of configs per run")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--goal", type=float, default=None, help="absolute goal accuracy, e.g. 0.99")
-    g.add_argument("--goal-top", type=float, default=None,
-                   help="goal = top PERCENT of the table's final accuracies, e.g. 0.5")
+    p.add_argument("--goal", type=float, action="append", default=None,
+                   help="absolute goal accuracy, e.g. 0.99 (repeatable, with --goal-top too: "
+                        "one summary row per goal, one shared replay per repeat)")
+    p.add_argument("--goal-top", type=float, action="append", default=None,
+                   help="goal = top PERCENT of the table's final accuracies, e.g. 0.5 "
+                        "(repeatable)")
+    p.add_argument("--goal-over", choices=("complete", "all"), default=None,
+                   help="configs a --goal-top percent ranks: complete ones (default for "
+                        "`replay`) or all, diverged and failed ones counted as 0 (Choi et "
+                        "al.; the default of the choi-* presets)")
     p.add_argument("--jobs", type=positive_int, default=None,
                    help="local processes for the repeats (default: all cores)")
     p.add_argument("--dask-scheduler", default=None,
@@ -79,8 +85,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "hyperband, ...) or your package.module:Name[:k=v,...]")
     _common(r, "50")
     r.set_defaults(func=_replay)
-    s = sub.add_parser("study", help="run a preset grid of replay settings (choi-fig4, "
-                                     "choi-fig5, readme, beyond-etr, or a JSON file)")
+    s = sub.add_parser("study", help="run a preset grid of replay settings (readme, "
+                                     "choi-fig4-mnist, choi-fig5-cifar10, ..., beyond-etr, "
+                                     "or a JSON file)")
     s.add_argument("--preset", required=True, help="preset name or path to a preset JSON file")
     s.add_argument("--optimizer", action="append", default=None,
                    help="replace the preset's optimizers (repeatable; the spellings of "
@@ -89,14 +96,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_study)
 
 
-def _goal(args, default):
+def _goals(args, over: str = "complete") -> list:
+    """The goals typed on the command line (absolute first), [] when none."""
     from .simulate import Goal
 
-    if args.goal is not None:
-        return Goal(accuracy=args.goal)
-    if args.goal_top is not None:
-        return Goal(top_percent=args.goal_top)
-    return default
+    over = args.goal_over or over
+    return ([Goal(accuracy=a) for a in args.goal or ()]
+            + [Goal(top_percent=x, over=over) for x in args.goal_top or ()])
 
 
 def _overrides(args) -> dict:
@@ -114,9 +120,9 @@ def _replay(args) -> int:
     opts = {k: v for k, v in _overrides(args).items() if v is not None}
     with user_errors():
         rules = rule_set(args.rule)
-        cfgs = [ReplayConfig(optimizer=o, rules=rules,
-                             goal=_goal(args, Goal(top_percent=0.5)), **opts)
-                for o in dict.fromkeys(args.optimizer or ["smac"])]
+        goals = _goals(args) or [Goal(top_percent=0.5, over=args.goal_over or "complete")]
+        cfgs = [ReplayConfig(optimizer=o, rules=rules, goal=g, **opts)
+                for o in dict.fromkeys(args.optimizer or ["smac"]) for g in goals]
     return _execute(args, with_baselines(cfgs), repeats=args.repeats or 50,
                     seed=0 if args.seed is None else args.seed, name="replay")
 
@@ -129,14 +135,20 @@ def _study(args) -> int:
     from .study import with_baselines
 
     with user_errors():  # flags first, so that their errors name the flag, not the preset
-        goal = _goal(args, None)
+        goals = _goals(args)
         ReplayConfig(**{k: v for k, v in _overrides(args).items() if v is not None})
     doc = load_preset(args.preset)  # PresetError names the key and value
     if args.optimizer:
         doc["optimizers"] = args.optimizer
+    if args.goal_over:
+        doc["goal_over"] = args.goal_over
     settings = preset_settings(doc, **_overrides(args))
-    if goal is not None:  # one goal from the command line replaces the preset's goals
-        settings = with_baselines(_dedupe(replace(c, goal=goal) for c in settings))
+    if goals:  # goals from the command line replace the preset's goals
+        goals = _goals(args, doc.get("goal_over", "complete"))
+        base = _dedupe(replace(c, goal=goals[0]) for c in settings)
+        order = dict.fromkeys(c.optimizer_label for c in base)  # as the preset: optimizer, goal
+        settings = with_baselines([replace(c, goal=g) for o in order for g in goals
+                                   for c in base if c.optimizer_label == o])
     return _execute(args, settings, repeats=args.repeats or doc.get("repeats", 50),
                     seed=doc.get("seed", 0) if args.seed is None else args.seed,
                     name=doc.get("name", args.preset))

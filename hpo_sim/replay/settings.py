@@ -9,6 +9,9 @@ A preset is a JSON object (hpo_sim/replay/presets/NAME.json, or any file):
      "rules": [[], ["etr1:tau=1"], "median"],     # rule sets; [] = no rule, a string = one rule
                                                   #   (rule specs as on the command line)
      "goals": ["top:5", 0.99],                    # top:P (percent of the table) or an accuracy
+     "goal_over": "complete",                     # what top:P ranks: complete configs or all
+                                                  #   (Choi et al.); a goal may say its own,
+                                                  #   top:P:all. Several goals share replays.
      "repeats": 20, "seed": 0,                    # integers (repeats >= 1, seed >= 0)
      "options": {"workers": 1}}                   # ReplayConfig fields shared by every setting
 
@@ -30,7 +33,7 @@ import numpy as np
 from lcsim.errors import PresetError
 
 from .rules import ETR1, LCE, MedianRule, SuccessiveHalving, SVRRule, parse_rules
-from .simulate import Goal, ReplayConfig
+from .simulate import GOAL_OVER, Goal, ReplayConfig
 from .study import with_baselines
 
 __all__ = ["PRESET_DIR", "check_settings", "load_preset", "preset_settings", "rule_set"]
@@ -38,7 +41,7 @@ __all__ = ["PRESET_DIR", "check_settings", "load_preset", "preset_settings", "ru
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
 _REQUIRED = ("optimizers", "rules", "goals")
-_OPTIONAL = ("name", "description", "repeats", "seed", "options")
+_OPTIONAL = ("name", "description", "goal_over", "repeats", "seed", "options")
 # ReplayConfig fields a preset's "options" may set, with the JSON types they take
 _OPTION_TYPES: dict[str, tuple[type, ...]] = {
     "workers": (int,), "time": (str,), "charge_eval": (bool,), "charge_overhead": (bool,),
@@ -46,8 +49,12 @@ _OPTION_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+# older names, kept: the MNIST panels of Choi et al.'s figures
+ALIASES = {"choi-fig4": "choi-fig4-mnist", "choi-fig5": "choi-fig5-mnist"}
+
+
 def preset_names() -> list[str]:
-    return sorted(x.stem for x in PRESET_DIR.glob("*.json"))
+    return sorted([x.stem for x in PRESET_DIR.glob("*.json")] + list(ALIASES))
 
 
 def load_preset(name_or_path: str) -> dict[str, Any]:
@@ -57,7 +64,7 @@ def load_preset(name_or_path: str) -> dict[str, Any]:
     if not (p.suffix == ".json" and p.is_file()):
         if p.suffix == ".json" or "/" in str(name_or_path):
             raise PresetError(f"preset file {p}: no such file")
-        p = PRESET_DIR / f"{name_or_path}.json"
+        p = PRESET_DIR / f"{ALIASES.get(name_or_path, name_or_path)}.json"
         if not p.is_file():
             raise PresetError(f"no preset {name_or_path!r}: not a JSON file, and not one of "
                               f"{preset_names()}")
@@ -99,6 +106,9 @@ def _check_doc(doc: Any, where: str) -> None:
         if isinstance(g, bool) or not isinstance(g, str | int | float):
             raise PresetError(f"{where}: \"goals\" holds {json.dumps(g)}; each entry is "
                               "\"top:P\" or an accuracy such as 0.99")
+    if doc.get("goal_over", "complete") not in GOAL_OVER:
+        raise PresetError(f"{where}: \"goal_over\" must be one of {list(GOAL_OVER)}, got "
+                          f"{json.dumps(doc['goal_over'])}")
     for key, low in (("repeats", 1), ("seed", 0)):
         v = doc.get(key, low)
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
@@ -138,7 +148,7 @@ def preset_settings(doc: dict[str, Any], **overrides: Any) -> list[ReplayConfig]
     where = f"preset {doc.get('_path', doc.get('name'))}"
     opts = {**doc.get("options", {}), **{k: v for k, v in overrides.items() if v is not None}}
     try:
-        goals = [Goal.parse(str(g)) for g in doc["goals"]]
+        goals = [Goal.parse(str(g), over=doc.get("goal_over")) for g in doc["goals"]]
         out = []
         for opt in doc["optimizers"]:
             for goal in goals:

@@ -25,7 +25,7 @@ Semantics (../shared/DESIGN.md "Replay semantics"):
 from __future__ import annotations
 
 import time as _time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -35,9 +35,10 @@ from .protocols import Job, Pool, ProtocolError
 from .resolve import optimizer_label, resolve_optimizer, resolve_rules, rules_label
 from .state import ReplayState
 
-__all__ = ["Goal", "ReplayConfig", "RunResult", "replay", "candidate_rows", "epoch_costs",
-           "TRACE_COLUMNS", "DECISION_COLUMNS"]
+__all__ = ["GOAL_OVER", "Goal", "ReplayConfig", "RunResult", "replay", "candidate_rows",
+           "epoch_costs", "TRACE_COLUMNS", "DECISION_COLUMNS"]
 
+GOAL_OVER = ("complete", "all")  # what a percentile goal ranks (Goal.over)
 TRACE_COLUMNS = (
     "iteration", "worker", "config_id", "row", "until", "epochs", "stopped", "diverged",
     "complete", "accuracy", "time", "best_so_far", "off_table", "snap_distance",
@@ -55,10 +56,19 @@ DECISION_COLUMNS = (
 
 @dataclass(frozen=True)
 class Goal:
-    """An absolute accuracy, or the top `top_percent` percent of the table's final accuracies."""
+    """An absolute accuracy, or the top `top_percent` percent of the table's final accuracies.
+
+    `over` says which configs the percentile ranks: "complete" (the complete configs' final
+    accuracies, `LookupTable.goal`) or "all" (every config of the table, as Choi et al. rank
+    their 20,000 pre-evaluated configs: a diverged or failed config counts as accuracy 0, below
+    every complete one). Both use numpy's linear interpolation between the two nearest order
+    statistics (how the paper interpolates: not stated in the paper; ours). An absolute goal
+    ignores `over`.
+    """
 
     accuracy: float | None = None  # absolute validation accuracy, e.g. 0.99
     top_percent: float | None = None  # e.g. 0.5 = the best 0.5 % of the table's configs
+    over: str = "complete"  # configs the percentile ranks: complete | all (Choi et al.)
 
     def __post_init__(self):
         if (self.accuracy is None) == (self.top_percent is None):
@@ -67,24 +77,46 @@ class Goal:
             raise ValueError(f"Goal.accuracy must be in (0, 1], got {self.accuracy}")
         if self.top_percent is not None and not 0 < self.top_percent <= 100:
             raise ValueError(f"Goal.top_percent must be in (0, 100], got {self.top_percent}")
+        if self.over not in GOAL_OVER:
+            raise ValueError(f"Goal.over must be one of {GOAL_OVER}, got {self.over!r}")
+        if self.accuracy is not None and self.over != "complete":
+            object.__setattr__(self, "over", "complete")  # one spelling per absolute goal
 
     def resolve(self, table) -> float:
-        return float(self.accuracy if self.accuracy is not None else table.goal(self.top_percent))
+        if self.accuracy is not None:
+            return float(self.accuracy)
+        if self.over == "complete":
+            return float(table.goal(self.top_percent))
+        final = np.asarray(table.final_accuracy, dtype=np.float64)
+        if not np.isfinite(final).any():
+            return float(table.goal(self.top_percent))  # its error names the table's state
+        return float(np.percentile(np.nan_to_num(final, nan=0.0), 100.0 - self.top_percent))
 
     def __str__(self) -> str:
-        return (f"acc>={self.accuracy:g}" if self.accuracy is not None
-                else f"top{self.top_percent:g}%")
+        if self.accuracy is not None:
+            return f"acc>={self.accuracy:g}"
+        return f"top{self.top_percent:g}%" + ("(all)" if self.over == "all" else "")
 
     @classmethod
-    def parse(cls, text: str) -> Goal:
-        """'top:0.5' / 'top0.5%' (percent of the table) or '0.99' (absolute accuracy)."""
-        t = text.strip().lower().rstrip("%")
+    def parse(cls, text: str, over: str | None = None) -> Goal:
+        """'top:0.5' / 'top0.5%' (percent of the table), 'top:0.5:all' / 'top0.5%(all)' (of
+        all configs), '0.99' / 'acc>=0.99' (absolute accuracy); str(goal) parses back.
+        `over` applies to a percentile goal that does not name its own."""
+        t = text.strip().lower()
         try:
             if t.startswith("top"):
-                return cls(top_percent=float(t[3:].lstrip(":=")))
-            return cls(accuracy=float(t))
+                t, own = t[3:].lstrip(":="), None
+                for o in GOAL_OVER:
+                    for suffix in (f"({o})", f":{o}"):
+                        if t.endswith(suffix):
+                            t, own = t[: -len(suffix)], o
+                return cls(top_percent=float(t.rstrip("%")),
+                           over=own or over or "complete")
+            return cls(accuracy=float(t.removeprefix("acc>=").rstrip("%")))
         except ValueError:
-            raise ValueError(f"bad goal {text!r}: use an accuracy like 0.99 or top:0.5") from None
+            pass
+        raise ValueError(f"bad goal {text!r}: use an accuracy like 0.99 or top:0.5 "
+                         "(top:0.5:all ranks every config of the table)")
 
 
 @dataclass(frozen=True)
@@ -138,6 +170,35 @@ class RunResult:
     decisions: dict[str, np.ndarray] = field(default_factory=dict)
     rule_calls: int = 0  # rule decisions asked in this run
     rule_seconds: float = 0.0  # their wall time (charged to the clock only with charge_overhead)
+    # at each trace row: rule calls, decisions logged and rule seconds so far ("calls",
+    # "decisions", "rule_seconds" -> [n_jobs]), where `for_goal` cuts a run
+    marks: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def for_goal(self, goal_accuracy: float) -> RunResult:
+        """This run read for an easier goal (at most `goal_accuracy` of this run when it was
+        reached): the trace, decision log and rule counts up to the first fully trained config
+        at or above it, which is where a run with that goal ends (`goals.replay_goals`). Not
+        reached: the whole run."""
+        if self.reached and goal_accuracy > self.goal_accuracy:
+            raise ValueError(f"for_goal: {goal_accuracy} is above this run's goal "
+                             f"{self.goal_accuracy}, which ended it; replay with the harder goal")
+        with np.errstate(invalid="ignore"):
+            hit = np.flatnonzero(self.trace["complete"].astype(bool)
+                                 & (self.trace["accuracy"].astype(float) >= goal_accuracy))
+        if not hit.size:
+            return replace(self, time_to_goal=float(np.inf), reached=False,
+                           goal_accuracy=goal_accuracy)
+        k = int(hit[0]) + 1
+        t = float(self.trace["time"][k - 1])
+        cut = {"trace": {c: v[:k] for c, v in self.trace.items()}}
+        if self.marks:  # fast.py's runs have none: no rule calls, no decisions to cut
+            n = int(self.marks["decisions"][k - 1])
+            cut.update(decisions={c: v[:n] for c, v in self.decisions.items()},
+                       rule_calls=int(self.marks["calls"][k - 1]),
+                       rule_seconds=float(self.marks["rule_seconds"][k - 1]),
+                       marks={c: v[:k] for c, v in self.marks.items()})
+        return replace(self, time_to_goal=t, end_time=t, reached=True,
+                       goal_accuracy=goal_accuracy, **cut)
 
 
 def candidate_rows(table) -> np.ndarray:
@@ -198,6 +259,7 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
     out: dict[str, list] = {c: [] for c in TRACE_COLUMNS}
     log: dict[str, list] = {c: [] for c in DECISION_COLUMNS}
     calls, rule_seconds = 0, 0.0
+    marks: dict[str, list] = {"calls": [], "decisions": [], "rule_seconds": []}
     idle: list[int] = []
     working = [-1] * cfg.workers  # row each worker trains, -1 when idle (state.running)
     jobs: list = [None] * cfg.workers
@@ -265,6 +327,8 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
                                         stopped, diverged, complete, last, t, best,
                                         job.distance > 0, job.distance), strict=True):
             out[c].append(v)
+        for c, v in zip(marks, (calls, len(log["row"]), rule_seconds), strict=True):
+            marks[c].append(v)
         if complete and acc[row, T - 1] >= goal:
             reached, ttg = True, t
             break
@@ -283,7 +347,8 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
         log.items(), (np.int64, np.int64, np.int64, np.float64, bool) + (np.float64,) * 5,
         strict=True)} if predicting else {}
     return RunResult(float(ttg), clock.now, reached, goal, trace, decisions, calls,
-                     rule_seconds)
+                     rule_seconds, {c: np.asarray(v, dtype=dtype) for (c, v), dtype in zip(
+                         marks.items(), (np.int64, np.int64, np.float64), strict=True)})
 
 
 class _JobCheck:

@@ -1,6 +1,8 @@
 """Repeated replays, studies over settings, summaries with bootstrap CIs, and their files.
 
-A *setting* is one ReplayConfig (optimizer, rules, goal, ...). Repeat r of every setting uses
+A *setting* is one ReplayConfig (optimizer, rules, goal, ...). Settings that differ only in their
+goal share their replays: one run per repeat to the hardest goal, read for each goal
+(`goals.replay_goals`; one summary row per goal all the same). Repeat r of every setting uses
 the same child seed `np.random.SeedSequence(seed).spawn(repeats)[r]`, so a rule and its no-rule
 baseline are paired: same optimizer, same seeds. Repeats run in-process (`jobs=1`), over a local
 process pool (`jobs>1`; each worker opens the table once), or on a Dask cluster
@@ -29,6 +31,7 @@ from lcsim.errors import UserError
 
 from .audit import decision_frame
 from .fast import eligible, random_search_runs
+from .goals import goal_plan, read_goals
 from .resolve import label_of
 from .simulate import ReplayConfig, RunResult, replay
 from .summary import audit_frame, format_summary, summarize
@@ -114,28 +117,33 @@ def run_settings(
 
     # random search with stateless rules on one worker: numpy, in this process (fast.py)
     fast = set() if scheduler else {s for s, c in enumerate(settings) if eligible(c)}
-    tasks = [(s, r) for s in range(len(settings)) if s not in fast for r in range(repeats)]
+    # settings that differ in their goal only share one replay per repeat (replay_goals)
+    shared = _goal_groups(_local(), settings, skip=fast)
+    tasks = [(s, r) for s in sorted(shared) for r in range(repeats)]
     out: list[list[RunResult | None]] = [[None] * repeats for _ in settings]
     bar = _bar(len(settings) * repeats, progress)
     keys = _run_keys(_local(), settings, repeats, seed) if resume_dir is not None else None
+
+    def done(s: int, r: int, res: RunResult, new: bool = True) -> None:
+        group, accs, best = shared.get(s, ([s], None, None))
+        for s2, res2 in zip(group, read_goals(res, accs, best) if accs else [res],
+                            strict=True):
+            out[s2][r] = res2
+            bar.update(1)
+            if new and on_result is not None:
+                on_result(s2, r, res2)
+        if new and keys is not None and s not in fast:  # the shared run, under its setting
+            _atomic(Path(resume_dir) / f"{keys[s][r]}.pkl",
+                    lambda p: Path(p).write_bytes(pickle.dumps(res)))
+
     if keys is not None:
         rd = Path(resume_dir)
         rd.mkdir(parents=True, exist_ok=True)
         for s, r in list(tasks):
             f = rd / f"{keys[s][r]}.pkl"
             if f.exists():
-                out[s][r] = pickle.loads(f.read_bytes())
-                bar.update(1)
+                done(s, r, pickle.loads(f.read_bytes()), new=False)
         tasks = [(s, r) for s, r in tasks if out[s][r] is None]
-
-    def done(s: int, r: int, res: RunResult) -> None:
-        out[s][r] = res
-        bar.update(1)
-        if keys is not None and s not in fast:
-            _atomic(Path(resume_dir) / f"{keys[s][r]}.pkl",
-                    lambda p: Path(p).write_bytes(pickle.dumps(res)))
-        if on_result is not None:
-            on_result(s, r, res)
 
     try:
         for s in sorted(fast):
@@ -172,6 +180,31 @@ def run_settings(
     finally:
         bar.close()
     return out  # type: ignore[return-value]
+
+
+def _goal_groups(table, settings: Sequence[ReplayConfig], skip: set[int]
+                 ) -> dict[int, tuple[list[int], list[float] | None, float | None]]:
+    """driver setting -> (the settings it runs for, their goal accuracies, the table's best
+    final accuracy): settings equal but for their goal share one replay per repeat, driven by
+    the hardest goal the table reaches (goals.goal_plan). A lone setting maps to itself."""
+    groups: list[list[int]] = []
+    for s, cfg in enumerate(settings):
+        if s in skip:
+            continue
+        for g in groups:
+            if replace(settings[g[0]], goal=cfg.goal) == cfg:
+                g.append(s)
+                break
+        else:
+            groups.append([s])
+    out: dict[int, tuple[list[int], list[float] | None, float | None]] = {}
+    for g in groups:
+        if len(g) == 1:
+            out[g[0]] = (g, None, None)
+            continue
+        drive, accs, best = goal_plan(table, [settings[s].goal for s in g])
+        out[g[drive]] = (g, accs, best)
+    return out
 
 
 def _run_keys(t, settings, repeats: int, seed: int) -> list[list[str]]:
