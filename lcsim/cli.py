@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import shlex
 import sys
 import traceback
 
 from lcsim.cliargs import release_outs
 from lcsim.errors import EXIT_USER_ERROR, UserError
+
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a writer killed by SIGPIPE (128 + 13)
 
 __all__ = ["main", "build_parser"]
 
@@ -73,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lcsim table info | head`: the reader left; not our error
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except UserError as e:
         if args.debug:
             traceback.print_exc()
@@ -81,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         release_outs()  # the --out folder this command held
     return int(rc or 0)
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit and would print a second BrokenPipeError
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _one_line(e: BaseException) -> str:
