@@ -134,8 +134,18 @@ def build_meta(*, dataset: str, space: str | None, epochs: int, sobol_seed: int 
         "created": prov["created"],
         **extra,
     }
-    json.dumps(meta)  # fail here, not in the middle of a write, if something is not JSON
+    _check_strict_json(meta)  # fail here, not in the middle of a write
     return meta
+
+
+def _check_strict_json(meta: dict[str, Any]) -> None:
+    # NaN / Infinity would be written as bare tokens that strict JSON readers (DuckDB, jq,
+    # JavaScript) refuse, so the table's metadata would be unreadable outside Python
+    for key, value in meta.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise TableError(f"metadata: {key!r} is not strict JSON ({e}): {value!r:.200}") from None
 
 
 def meta_bytes(meta: dict[str, Any]) -> dict[bytes, bytes]:

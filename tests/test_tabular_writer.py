@@ -166,3 +166,10 @@ _EPOCHS = ("val_accuracy", "train_loss", "val_loss", "train_seconds", "solo_seco
 def _fields(r: ConfigResult, **changes) -> ConfigResult:
     import dataclasses
     return dataclasses.replace(r, **changes)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), {"lr": [1e-3, float("-inf")]}])
+def test_metadata_that_is_not_strict_json_is_refused_naming_the_key(bad):
+    with pytest.raises(TableError, match="'baseline_acc' is not strict JSON"):
+        make_meta(3, baseline_acc=bad)
+    assert make_meta(3, baseline_acc=0.5)["baseline_acc"] == 0.5
