@@ -32,6 +32,7 @@ class TableStatus:
     configs_per_hour: float | None  # measured throughput of the latest session
     eta_seconds: float | None
     rate_source: str  # how configs_per_hour was measured
+    writers: tuple[str, ...] = ()  # live runs holding the table (tabular.lock.Holder.describe)
 
     def lines(self) -> list[str]:
         def hms(s: float) -> str:
@@ -48,6 +49,7 @@ class TableStatus:
                        f"({self.rate_source})")
         if self.eta_seconds is not None:
             out.append(f"eta         {hms(self.eta_seconds)}")
+        out += [f"writer      {w}" for w in self.writers] or ["writer      none running"]
         return out
 
 
@@ -78,6 +80,7 @@ def table_status(directory: str | os.PathLike, n_configs: int | None = None) -> 
     """
     import pyarrow.dataset as ds
 
+    from .lock import holders
     from .table import resolve_table
 
     d = resolve_table(directory)  # names a missing directory, or a file given as a table
@@ -121,4 +124,5 @@ def table_status(directory: str | os.PathLike, n_configs: int | None = None) -> 
             source = "recorded seconds per config (train + eval) / concurrency"
     eta = remaining / rate * 3600 if rate and remaining is not None else None
     return TableStatus(str(d), n_configs, counts.get("complete", 0), counts.get("diverged", 0),
-                       counts.get("failed", 0), held, remaining, rate, eta, source)
+                       counts.get("failed", 0), held, remaining, rate, eta, source,
+                       tuple(h.describe() for h in holders(d)))

@@ -108,3 +108,17 @@ def test_a_writer_whose_lock_file_vanished_stops_before_writing(tmp_path):
         with pytest.raises(TableLockError, match="lock file was removed"):
             w.write(make_results(1, T, curve))
     assert held_ids(d) == set()
+
+
+def test_status_names_the_run_writing_the_table(tmp_path, capsys):
+    from lcsim.cli import main
+
+    d = tmp_path / "t"
+    TableWriter(d, make_meta(T)).write(make_results(2, T, curve))
+    assert main(["table", "status", "--table", str(d)]) == 0
+    assert "writer      none running" in capsys.readouterr().out
+    with RangeLock(d, (2, 8), command="lcsim pregen run --out t --index-range 2:8"):
+        assert main(["table", "status", "--table", str(d)]) == 0
+        out = capsys.readouterr().out
+    assert f"writer      'lcsim pregen run --out t --index-range 2:8' (pid {os.getpid()}" in out
+    assert "holds ids 2..7" in out
