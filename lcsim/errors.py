@@ -13,9 +13,10 @@ builds the config from what the user typed.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-__all__ = ["UserError", "PresetError", "EXIT_USER_ERROR", "user_errors"]
+__all__ = ["UserError", "PresetError", "EXIT_USER_ERROR", "user_errors", "check_preset_keys"]
 
 EXIT_USER_ERROR = 2  # argparse's own status for a bad argument
 
@@ -26,6 +27,22 @@ class UserError(Exception):
 
 class PresetError(UserError, ValueError):
     """A preset file that cannot be used: the message names the preset, the key and the value."""
+
+
+def check_preset_keys(doc: Any, what: str, required: Sequence[str],
+                      allowed: Sequence[str]) -> dict:
+    """`doc` itself if it is a JSON object whose keys include `required` and are among
+    `allowed`; otherwise a PresetError that names `what`, the keys and the allowed ones."""
+    if not isinstance(doc, dict):
+        raise PresetError(f"{what} must be a JSON object, got {type(doc).__name__}")
+    unknown = sorted(set(doc) - set(allowed))
+    if unknown:
+        raise PresetError(f"{what}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: "
+                          f"{', '.join(allowed)}")
+    missing = [k for k in required if k not in doc]
+    if missing:
+        raise PresetError(f"{what} lacks the key(s) {', '.join(map(repr, missing))}")
+    return doc
 
 
 @contextlib.contextmanager

@@ -145,7 +145,8 @@ def _check_strict_json(meta: dict[str, Any]) -> None:
         try:
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as e:
-            raise TableError(f"metadata: {key!r} is not strict JSON ({e}): {value!r:.200}") from None
+            raise TableError(f"metadata: {key!r} is not strict JSON ({e}): "
+                             f"{value!r:.200}") from None
 
 
 def meta_bytes(meta: dict[str, Any]) -> dict[bytes, bytes]:

@@ -100,7 +100,7 @@ def _preset(tmp_path, **doc):
 
 
 @pytest.mark.parametrize("doc,message", [
-    ({"repeat": 3}, "unknown key(s) ['repeat']"),
+    ({"repeat": 3}, "unknown key(s) 'repeat'; allowed: optimizers, rules, goals, name"),
     ({"optimizers": "random"}, '"optimizers" must be a non-empty list such as '
                                '["smac", "random"], got "random"'),
     ({"repeats": "two"}, '"repeats" must be an integer >= 1, got "two"'),

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from lcsim.errors import PresetError, UserError
+from lcsim.errors import PresetError, UserError, check_preset_keys
 
 __all__ = [
     "META_KEY",
@@ -114,17 +114,7 @@ def load_preset(method: str, name_or_path: str | os.PathLike, *, required: Seque
         preset = json.loads(text)
     except json.JSONDecodeError as e:
         raise PresetError(f"{what} is not valid JSON: {e}") from None
-    if not isinstance(preset, dict):
-        raise PresetError(f"{what} must be a JSON object, got {type(preset).__name__}")
-    allowed = ("description", *required, *optional)
-    unknown = sorted(set(preset) - set(allowed))
-    if unknown:
-        raise PresetError(f"{what}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: "
-                          f"{', '.join(allowed)}")
-    missing = [k for k in required if k not in preset]
-    if missing:
-        raise PresetError(f"{what} lacks the key(s) {', '.join(map(repr, missing))}")
-    return preset
+    return check_preset_keys(preset, what, required, ("description", *required, *optional))
 
 
 def build_config(cls: type, values: Any, where: str) -> Any:

@@ -50,16 +50,12 @@ def _stop_epochs(rule: AnyOf, acc: np.ndarray, n_rec: np.ndarray, num_classes: i
 def random_search_runs(table, cfg: ReplayConfig, seeds: Sequence, *,
                        costs: np.ndarray | None = None) -> list[RunResult]:
     """The RunResults `replay(table, cfg, seed)` would give for each seed (cfg eligible)."""
-    from .simulate import epoch_costs
+    from .simulate import table_arrays
 
     if not eligible(cfg):
         raise ValueError(f"random_search_runs: setting not eligible for the fast path: {cfg}")
-    acc = np.asarray(table.acc, dtype=np.float64)
+    acc, cost, n_rec, ids, goal = table_arrays(table, cfg, costs)
     n, T = acc.shape
-    cost = epoch_costs(table, cfg.time, cfg.charge_eval) if costs is None else costs
-    n_rec = np.asarray(table.n_recorded, dtype=np.int64)
-    ids = np.asarray(table.ids)
-    goal = cfg.goal.resolve(table)
     last, stopped = _stop_epochs(resolve_rules(cfg.rules), acc, n_rec, _num_classes(table))
     complete = last == T
     with np.errstate(invalid="ignore"):

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lcsim.errors import PresetError
+from lcsim.errors import PresetError, check_preset_keys
 
 from .rules import ETR1, LCE, MedianRule, SuccessiveHalving, SVRRule, parse_rules
 from .simulate import GOAL_OVER, Goal, ReplayConfig
@@ -78,15 +78,7 @@ def load_preset(name_or_path: str) -> dict[str, Any]:
 
 
 def _check_doc(doc: Any, where: str) -> None:
-    if not isinstance(doc, dict):
-        raise PresetError(f"{where}: must be a JSON object, got {type(doc).__name__}")
-    unknown = sorted(set(doc) - set(_REQUIRED) - set(_OPTIONAL))
-    if unknown:
-        raise PresetError(f"{where}: unknown key(s) {unknown}; a preset has "
-                          f"{list(_REQUIRED + _OPTIONAL)}")
-    missing = [k for k in _REQUIRED if k not in doc]
-    if missing:
-        raise PresetError(f"{where}: missing key(s) {missing}")
+    check_preset_keys(doc, where, _REQUIRED, _REQUIRED + _OPTIONAL)
     for key, example in (("optimizers", '["smac", "random"]'),
                          ("rules", '[[], ["etr1:tau=1"]]'), ("goals", '["top:0.5"]')):
         v = doc[key]

@@ -235,14 +235,19 @@ def _num_classes(table) -> int:
     return int(n or 0)
 
 
+def table_arrays(table, cfg: ReplayConfig, costs: np.ndarray | None = None) -> tuple:
+    """What a replay reads from the table: accuracies (float64), per-epoch costs, epochs
+    recorded, config ids and the resolved goal accuracy."""
+    acc = np.asarray(table.acc, dtype=np.float64)
+    cost = epoch_costs(table, cfg.time, cfg.charge_eval) if costs is None else costs
+    return (acc, cost, np.asarray(table.n_recorded, dtype=np.int64), np.asarray(table.ids),
+            cfg.goal.resolve(table))
+
+
 def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -> RunResult:
     """Replay one HPO run. `seed`: int or np.random.SeedSequence (a repeat's child seed)."""
-    acc = np.asarray(table.acc, dtype=np.float64)
+    acc, cost, n_rec, ids, goal = table_arrays(table, cfg, costs)
     n, T = acc.shape
-    cost = epoch_costs(table, cfg.time, cfg.charge_eval) if costs is None else costs
-    n_rec = np.asarray(table.n_recorded, dtype=np.int64)
-    ids = np.asarray(table.ids)
-    goal = cfg.goal.resolve(table)
     rule = resolve_rules(cfg.rules).new_run()
     judging = bool(rule.rules)
     predicting = rule.predicting  # ask decide(): the decision with its prediction
