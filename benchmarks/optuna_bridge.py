@@ -13,13 +13,15 @@ side by side in one run. Goal: bridge <= 1.5x plain.
   suggestion; "plain+reports" also reports T intermediate values per trial, as the bridge does.
 The three are interleaved rep by rep (medians), so load changes hit them alike.
 
-Measured 2026-11-29 on the shared 2-core CPU box (load avg ~5, optuna 5.0.0),
+Measured 2026-11-29 on the shared 2-core CPU box (load avg ~1, optuna 5.0.0),
 `OMP_NUM_THREADS=1 python benchmarks/optuna_bridge.py --reps 3`, CPU ms per trial:
-  TPE: bridge 8.86, plain 7.85, plain+reports 7.86 -> 1.13x (goal <= 1.5x: met).
-  Random: bridge 0.56, plain 0.24, plain+reports 0.31 -> 2.33x / 1.80x: a sampler that costs
-  almost nothing leaves the bridge's own ~0.3 ms per trial visible (20 epoch events, and the
-  nearest untried config among 20,000, which took 0.85 ms before the distances were summed
-  column by column).
+  TPE: bridge 6.59, plain 6.01, plain+reports 6.09 -> 1.10x (goal <= 1.5x: met).
+  Random: bridge 0.38, plain 0.21, plain+reports 0.27 -> 1.79x / 1.38x: a sampler that costs
+  almost nothing leaves the bridge's own ~0.11 ms per trial visible (the nearest untried
+  config among 20,000, one matrix-vector product, ~0.06 ms; 20 epoch events of the replay
+  loop, ~0.05 ms). Before: 0.56 ms (2.33x), of which 0.3 ms was Study.tell deep-copying the
+  finished trial it returns (now the internal tell that study.optimize uses) and 0.03 ms the
+  distances summed column by column.
 """
 
 from __future__ import annotations
