@@ -64,9 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
     except SystemExit as e:  # argparse printed usage + `lcsim <cmd>: error: ...` (or --help)
         return 0 if e.code is None else e.code if isinstance(e.code, int) else EXIT_USER_ERROR
+    if extra:
+        print(f"{getattr(args, 'command_name', 'lcsim')}: error: unrecognized arguments: "
+              f"{shlex.join(extra)}{_hint(args, argv, extra)}", file=sys.stderr)
+        return EXIT_USER_ERROR
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
@@ -87,6 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         release_outs()  # the --out folder this command held
     return int(rc or 0)
+
+
+def _hint(args: argparse.Namespace, argv: list[str], extra: list[str]) -> str:
+    # `lcsim table info default`: every command names its table with --table
+    words = [w for w in extra if not w.startswith("-")]
+    given = any(a == "--table" or a.startswith("--table=") for a in argv)
+    if len(words) == 1 and "table" in vars(args) and not given:
+        return (f" (a table is named with --table: "
+                f"{args.command_name} --table {shlex.quote(words[0])})")
+    return ""
 
 
 def _silence_stdout() -> None:

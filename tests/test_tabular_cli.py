@@ -126,3 +126,12 @@ def test_a_reader_that_leaves_early_gets_no_traceback(tdir):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_a_table_typed_without_table_flag_is_one_line_with_the_fix(tdir, capsys, user_error):
+    assert main(["table", "info", str(tdir)]) == 2
+    line = user_error("table info")
+    assert line.endswith(f"(a table is named with --table: lcsim table info --table {tdir})")
+    assert main(["table", "info", "--table", str(tdir), "extra"]) == 2
+    assert user_error("table info").endswith("unrecognized arguments: extra")
+    assert main(["table", "info", "--table", str(tdir)]) == 0
