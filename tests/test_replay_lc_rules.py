@@ -1,4 +1,4 @@
-"""Learning-curve rules (lce, svr, successive halving) with known answers, and two contracts
+"""Learning-curve rules (lce, svr, gp, successive halving) with known answers, and two contracts
 checked for every rule: no stop before its first epoch, no decision that reads the future."""
 
 import math
@@ -9,6 +9,7 @@ from lcsim.hpo_sim.replay import (
     LCE,
     Decision,
     Goal,
+    GPRule,
     Job,
     ReplayConfig,
     ReplayState,
@@ -45,6 +46,13 @@ def _state(curves, completed=(), features=None):
     for r in completed:
         s.complete(r)
     return s
+
+
+def _judge(rule, s, row, epoch):
+    """The rule's decision on `row` at `epoch`, `row` being the candidate (its features are the
+    ones the rule reads)."""
+    s.observe(row, epoch, float(s.acc[row, epoch - 1]))
+    return rule.decide(s.acc[row, :epoch], epoch, s)
 
 
 # ----- lce -------------------------------------------------------------------------------------
@@ -130,10 +138,9 @@ def test_svr_predicts_a_family_linear_in_its_features():
     train = np.arange(80)
     s = _state(curves, completed=train, features=h)
     rule = SVRRule()
-    errors = [abs(rule.decide(curves[r, :5], 5, s).predicted - curves[r, -1])
-              for r in range(80, 100)]
+    errors = [abs(_judge(rule, s, r, 5).predicted - curves[r, -1]) for r in range(80, 100)]
     assert np.mean(errors) < 0.02
-    d = rule.decide(curves[90, :5], 5, s)
+    d = _judge(rule, s, 90, 5)
     assert d.reference == curves[train, -1].max() and 0 < d.std < 0.05
 
 
@@ -143,14 +150,52 @@ def test_svr_trains_only_on_completed_configs_and_refits_when_they_change():
     rule = SVRRule().new_run()
     m1, _ = rule.model(5, s)
     assert rule.model(5, s)[0] is m1  # same completed set: the cached model
-    assert m1.svr.shape_fit_ == (12, 3 * 5 - 3 + 2)  # 12 completed configs, 14 features
+    assert m1.model.shape_fit_ == (12, 3 * 5 - 3 + 2)  # 12 completed configs, 14 features
     s.complete(12)
     m2, _ = rule.model(5, s)
-    assert m2 is not m1 and m2.svr.shape_fit_[0] == 13
+    assert m2 is not m1 and m2.model.shape_fit_[0] == 13
     other = _state(curves, completed=range(1, 14), features=h)  # as many, not the same ones
     assert rule.model(5, other)[0] is not m2
     fewer = _state(curves, completed=range(9), features=h)
     assert SVRRule().decide(curves[20, :5], 5, fewer) == Decision(False)  # min_configs = 10
+
+
+# ----- gp --------------------------------------------------------------------------------------
+def test_gp_predicts_held_out_curves_and_knows_where_it_has_no_data():
+    curves, h = _linear_family(100, 2)
+    s = _state(curves, completed=range(80), features=h)
+    rule = GPRule()
+    errors = [abs(_judge(rule, s, r, 5).predicted - curves[r, -1]) for r in range(80, 100)]
+    assert np.mean(errors) < 0.002
+    near = _judge(rule, s, 90, 5)
+    far = GPRule.predict(rule.model(5, s), np.array([[*(3.0 * curves[90, :5]), 5.0, 5.0]]))
+    assert 0 < near.std < far[1]  # uncertain far from every completed config
+
+
+def test_gp_stops_a_clearly_worse_curve_and_not_one_above_the_incumbent():
+    curves, h = _linear_family(60, 3)
+    top, worst = int(np.argmax(curves[:, -1])), int(np.argmin(curves[:, -1]))
+    s = _state(curves, completed=[r for r in range(60) if r not in (top, worst)], features=h)
+    best = float(s.acc[s.incumbent, -1])
+    assert curves[worst, -1] < best - 0.1 and curves[top, -1] > best
+    rule = GPRule().new_run()
+    d = _judge(rule, s, worst, 4)
+    assert d.stop and d.prob < 0.05 and d.reference == best
+    d = _judge(rule, s, top, 4)
+    assert not d.stop and d.prob > 0.5
+
+
+def test_gp_refits_only_when_the_completed_configs_change_and_is_deterministic():
+    curves, h = _linear_family(30, 4)
+    s = _state(curves, completed=range(12), features=h)
+    rule = GPRule().new_run()
+    m1 = rule.model(5, s)
+    assert rule.model(5, s) is m1 and m1.model.X_train_.shape == (12, 5 + 2)
+    s.complete(12)
+    assert rule.model(5, s) is not m1
+    assert _judge(GPRule().new_run(), s, 20, 5) == _judge(rule, s, 20, 5)
+    with pytest.raises(ValueError, match="GPRule.min_configs must be an integer >= 3"):
+        GPRule(min_configs=2)
 
 
 # ----- successive halving ----------------------------------------------------------------------
@@ -211,7 +256,8 @@ def table():
 
 
 FIRST_EPOCH = {"etr1:tau=3,r=0.3": 3, "median:grace=2": 3, "lce:min_epochs=4": 4,
-               "svr:min_epochs=4,min_configs=3": 4, "sh:min_r=2": 2}
+               "svr:min_epochs=4,min_configs=3": 4, "gp:min_epochs=4,min_configs=3": 4,
+               "sh:min_r=2": 2}
 
 
 @pytest.mark.parametrize("spec", sorted(FIRST_EPOCH))
@@ -257,7 +303,7 @@ def _observation_times(table, trace):
 
 
 RULES = ["etr1:tau=2", "etr2:p=0.9", "median", "median:variant=synetune", "lce",
-         "svr:min_configs=3", "sh"]
+         "svr:min_configs=3", "gp:min_configs=3", "sh"]
 
 
 def _before_and_after_perturbing(table, make_rule):

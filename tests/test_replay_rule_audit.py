@@ -141,10 +141,10 @@ def test_rule_time_is_charged_only_with_charge_overhead(table):
 def test_beyond_etr_preset_and_rules_that_never_fire(table):
     settings = preset_settings(load_preset("beyond-etr"))
     labels = [(c.optimizer_label, c.rule_label) for c in settings]
-    rules = ["none", "etr1:tau=3", "etr2:p=0.9", "median", "lce", "svr", "sh"]
+    rules = ["none", "etr1:tau=3", "etr2:p=0.9", "median", "lce", "svr", "gp", "sh"]
     assert labels == [(o, r) for o in ("smac", "random") for r in rules]
     for spec, key in (("lce:min_epochs=10", "min_epochs"), ("svr:min_epochs=10", "min_epochs"),
-                      ("sh:min_r=10", "min_r")):
+                      ("gp:min_epochs=10", "min_epochs"), ("sh:min_r=10", "min_r")):
         with pytest.raises(ValueError, match=f"never fires .* use {key} <= 9"):
             check_settings(table, [ReplayConfig(optimizer="random", rules=(spec,))])
 

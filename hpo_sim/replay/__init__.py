@@ -31,6 +31,7 @@ from .rules import (
     ETR2,
     LCE,
     AnyOf,
+    GPRule,
     MedianRule,
     NoRule,
     SuccessiveHalving,
@@ -55,8 +56,8 @@ from .study import run_settings, traces_frame, with_baselines, write_outputs
 from .summary import LEGEND, audit_frame, format_summary, miss_reason, summarize, time_unit
 
 __all__ = [
-    "AnyOf", "BUILTIN", "DECISION_COLUMNS", "Decision", "ETR1", "ETR2", "EventHeap", "Goal",
-    "Hyperband", "Job", "LCE", "LEGEND", "MedianRule", "NoRule", "OPTIMIZERS", "Optimizer",
+    "AnyOf", "BUILTIN", "DECISION_COLUMNS", "Decision", "ETR1", "ETR2", "EventHeap", "GPRule",
+    "Goal", "Hyperband", "Job", "LCE", "LEGEND", "MedianRule", "NoRule", "OPTIMIZERS", "Optimizer",
     "OptimizerFactory", "OptimizerSpec", "Pool", "ProtocolError", "RandomSearch", "ReplayConfig",
     "ReplayState", "RunResult", "SMAC", "SVRRule", "SimClock", "SpecError", "StoppingRule",
     "SuccessiveHalving", "TRACE_COLUMNS", "audit_frame", "audit_run", "audit_runs",

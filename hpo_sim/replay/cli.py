@@ -80,7 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "says stop; the no-rule baseline always runs beside it): etr1:tau=3, "
                         "etr2:p=0.9,q=0.75, median[:variant=vizier|optuna|synetune,"
                         "grace=0,min_trials=3], lce[:delta=0.05,min_epochs=5] (Domhan et al.), "
-                        "svr[:delta=0.05,min_configs=10] (Baker et al.), sh[:eta=3,min_r=1] "
+                        "svr[:delta=0.05,min_configs=10] (Baker et al.), gp[:delta=0.05] "
+                        "(Vizier's performance-curve rule), sh[:eta=3,min_r=1] "
                         "(successive halving; asha), optuna:PRUNER[:k=v,...] (median, sha, "
                         "hyperband, ...) or your package.module:Name[:k=v,...]")
     _common(r, "50")

@@ -32,7 +32,7 @@ import numpy as np
 
 from lcsim.errors import PresetError, check_preset_keys
 
-from .rules import ETR1, LCE, MedianRule, SuccessiveHalving, SVRRule, parse_rules
+from .rules import ETR1, LCE, GPRule, MedianRule, SuccessiveHalving, SVRRule, parse_rules
 from .simulate import GOAL_OVER, Goal, ReplayConfig
 from .study import with_baselines
 
@@ -171,7 +171,8 @@ def check_settings(table, settings: Sequence[ReplayConfig]) -> list[str]:
                 raise ValueError(f"rule {rule} never fires on this table: it has T = {T} "
                                  f"epochs, and grace={rule.grace} skips every epoch it could "
                                  f"judge (1..{T - 1}); use grace <= {T - 2}")
-            first = {LCE: "min_epochs", SVRRule: "min_epochs", SuccessiveHalving: "min_r"}
+            first = {LCE: "min_epochs", SVRRule: "min_epochs", GPRule: "min_epochs",
+                     SuccessiveHalving: "min_r"}
             key = first.get(type(rule))
             if key is not None and getattr(rule, key) >= T:
                 raise ValueError(f"rule {rule} never fires on this table: it has T = {T} "

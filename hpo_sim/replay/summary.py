@@ -195,8 +195,8 @@ RULE_LEGEND = """\
   rule audit   top-k stopped / started: share of the top-k configs the runs started that the
                rules stopped (95% CI: bootstrap over repeats); ms/decision: wall time of one
                stop decision (mean, median; "-": not timed, the numpy path of random search
-               with stateless rules); for predicting rules (lce, svr): predictions per
-               run, mean absolute error of the predicted final accuracy (at every decision,
+               with stateless rules); for predicting rules (lce, svr, gp): predictions
+               per run, mean absolute error of the predicted final accuracy (at every decision,
                and at the stops), expected calibration error of the stop probabilities"""
 
 

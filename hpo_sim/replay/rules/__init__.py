@@ -1,5 +1,5 @@
 """Early-termination rules: pure decisions `should_stop(curve, epoch, state) -> bool`, one module
-per family (`etr`, `median`, `lce`, `svr`, `sh`), named here (`parse_rule`).
+per family (`etr`, `median`, `lce`, `svr`, `gp`, `sh`), named here (`parse_rule`).
 
 The built-in rules of the `StoppingRule` protocol (`protocols.py`): a rule reads the candidate's
 validation accuracies so far and the replay's state at that simulated moment (`state.py`: only
@@ -34,6 +34,9 @@ approximations are in their modules):
 - svr (`svr.py`, Baker et al. 2017): a nu-SVR from (y(1..t), first and second differences,
   hyperparameters) to y(T), trained on the completed configs; stop if P(y(T) > incumbent's
   final) < delta under its cross-validated error.
+- gp (`gp.py`, Google Vizier's performance-curve rule, Golovin et al. 2017): a Gaussian
+  process from (y(1..t), hyperparameters) to y(T), trained on the completed configs; stop if
+  P(y(T) > incumbent's final) < delta under its predictive distribution.
 - sh / asha (`sh.py`, successive halving as a stopping rule): at rung r = min_r * eta^k keep
   the top 1/eta of the configs that reached r so far.
 """
@@ -44,6 +47,7 @@ from ..protocols import Decision, StoppingRule
 from ..state import ReplayState
 from .base import AnyOf, NoRule, predicts, rule_label
 from .etr import ETR1, ETR2, etr2_tau
+from .gp import GPRule
 from .lce import LCE
 from .median import MedianRule
 from .sh import SuccessiveHalving
@@ -59,6 +63,7 @@ __all__ = [
     "MedianRule",
     "LCE",
     "SVRRule",
+    "GPRule",
     "SuccessiveHalving",
     "AnyOf",
     "parse_rule",
@@ -70,7 +75,7 @@ __all__ = [
 
 
 _RULES = {"none": NoRule, "etr1": ETR1, "etr2": ETR2, "median": MedianRule, "lce": LCE,
-          "svr": SVRRule, "sh": SuccessiveHalving, "asha": SuccessiveHalving}
+          "svr": SVRRule, "gp": GPRule, "sh": SuccessiveHalving, "asha": SuccessiveHalving}
 
 
 def _cast(rule_cls, key: str, value: str):

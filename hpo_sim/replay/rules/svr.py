@@ -23,29 +23,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from scipy.special import ndtr
 
-from ..protocols import Decision
-from ..state import ReplayState
 from .base import rule_label
+from .regression import CompletedRegression, Standardized
 
 __all__ = ["SVRRule", "svr_features"]
-
-
-@dataclass(frozen=True)
-class Standardized:
-    """A NuSVR fitted on standardised features (StandardScaler's arithmetic, in numpy: the
-    scikit-learn pipeline and cross_val_predict cost ~7x the fits on these small sets)."""
-
-    mean: np.ndarray
-    scale: np.ndarray
-    svr: Any
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.svr.predict((X - self.mean) / self.scale)
 
 
 def svr_features(curves: np.ndarray, hyper: np.ndarray | None) -> np.ndarray:
@@ -59,7 +43,7 @@ def svr_features(curves: np.ndarray, hyper: np.ndarray | None) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class SVRRule:
+class SVRRule(CompletedRegression):
     delta: float = 0.05  # stop when P(y(T) > y_best) < delta (ours, as lce)
     min_epochs: int = 3  # first epoch judged (second differences need 3 points)
     min_configs: int = 10  # completed configs before the first model (ours)
@@ -78,52 +62,32 @@ class SVRRule:
             raise ValueError(f"SVRRule.nu must be in (0, 1], got {self.nu}")
         if not self.C > 0:
             raise ValueError(f"SVRRule.C must be > 0, got {self.C}")
-        object.__setattr__(self, "_models", {})  # epoch -> (completed rows, model, cv error)
 
     def new_run(self) -> SVRRule:
         return SVRRule(self.delta, self.min_epochs, self.min_configs, self.nu, self.C,
                        self.folds)
 
-    def should_stop(self, curve: np.ndarray, epoch: int, state: ReplayState) -> bool:
-        return self.decide(curve, epoch, state).stop
+    features = staticmethod(svr_features)
 
-    def decide(self, curve: np.ndarray, epoch: int, state: ReplayState) -> Decision:
-        y = np.asarray(curve[:epoch], dtype=np.float64)
-        done = state.completed
-        if epoch < self.min_epochs or len(done) < self.min_configs or not np.isfinite(y).all():
-            return Decision(False)
-        model, err = self.model(epoch, state)
-        hyper = None if state.features is None else state.features[[state.candidate]]
-        pred = float(model.predict(svr_features(y, hyper))[0])
-        ref = float(state.acc[state.incumbent, -1])
-        prob = float(ndtr((pred - ref) / err))
-        return Decision(prob < self.delta, pred, err, prob, ref)
-
-    def model(self, epoch: int, state: ReplayState) -> tuple[Standardized, float]:
-        """(fitted model, CV error) for epoch `epoch`, trained on state.completed."""
-        done = state.completed
-        memo = self._models.get(epoch)
-        if memo is not None and np.array_equal(memo[0], done):  # the same completed configs
-            return memo[1], memo[2]
+    def train(self, X: np.ndarray, target: np.ndarray) -> tuple[Standardized, float]:
+        """(NuSVR on all of X, its K-fold cross-validated error)."""
         from sklearn.model_selection import KFold
 
-        hyper = None if state.features is None else state.features[done]
-        X = svr_features(state.acc[done, :epoch], hyper)
-        target = state.acc[done, -1]
         pred = np.empty_like(target)
-        for train, test in KFold(min(self.folds, len(done))).split(X):
+        for train, test in KFold(min(self.folds, len(X))).split(X):
             pred[test] = self._fit(X[train], target[train]).predict(X[test])
         err = max(math.sqrt(float(np.mean((pred - target) ** 2))), 1e-4)
-        model = self._fit(X, target)
-        self._models[epoch] = (done.copy(), model, err)
-        return model, err
+        return self._fit(X, target), err
+
+    @staticmethod
+    def predict(fitted: tuple[Standardized, float], x: np.ndarray) -> tuple[float, float]:
+        model, err = fitted
+        return float(model.predict(x)[0]), err
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> Standardized:
         from sklearn.svm import NuSVR
 
-        mean, scale = X.mean(axis=0), X.std(axis=0)
-        scale[scale == 0] = 1.0  # a constant feature (StandardScaler's convention)
-        return Standardized(mean, scale, NuSVR(nu=self.nu, C=self.C).fit((X - mean) / scale, y))
+        return Standardized.fit(NuSVR(nu=self.nu, C=self.C), X, y)
 
     def __str__(self) -> str:
         return rule_label("svr", self, ())
