@@ -94,3 +94,20 @@ def test_partly_reached_goal_prints_words_not_infinities():
     text = format_summary(summarize(cfgs, res), legend=False)
     assert "not reached" in text and not re.search(r"\binf\b|0\.00x", text)
     assert "Legend" not in text
+
+
+def test_adding_a_setting_moves_no_other_rows_confidence_interval(table):
+    goal = Goal(accuracy=0.7)
+    settings, results = _study(table, goal, repeats=8)
+    extra = ReplayConfig(optimizer="random", rules=("etr1:tau=2",), goal=goal)
+    more = [extra, *settings]  # first, so that every other row moves down one place
+    more_results = [run_settings(table, [extra], 8, seed=0, progress=False)[0], *results]
+    cols = ["median_ci_low", "median_ci_high", "speedup_ci_low", "speedup_ci_high"]
+    small = summarize(settings, results)[cols]
+    large = summarize(more, more_results)[cols].iloc[1:].reset_index(drop=True)
+    assert small.notna().any().any() and small.equals(large)
+    share = ["share_ci_low", "share_ci_high"]
+    a = audit_frame(table, settings, results)
+    b = audit_frame(table, more, more_results).iloc[1:].reset_index(drop=True)
+    assert a[share].equals(b[share])
+    assert not summarize(settings, results, seed=1)[cols].equals(small)  # the seed still counts

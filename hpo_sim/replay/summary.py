@@ -18,6 +18,7 @@ instead of infinities and a zero speed-up, and ends with a legend (`LEGEND`).
 from __future__ import annotations
 
 import textwrap
+import zlib
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -41,6 +42,14 @@ def _pct(x: np.ndarray, q, axis=None) -> np.ndarray:
     return np.where(y >= _BIG * 1e-40, np.inf, y)
 
 
+def _row_rng(seed: int, stream: int, cfg: ReplayConfig) -> np.random.Generator:
+    """A bootstrap stream of its own per setting (by its labels and goal, not its place in the
+    study), so that adding a setting to a study moves no other row's CI."""
+    key = zlib.crc32(f"{cfg.optimizer_label}|{cfg.rule_label}|{cfg.goal}|{cfg.workers}|"
+                     f"{cfg.time}".encode())
+    return np.random.default_rng(np.random.SeedSequence([seed, stream, key]))
+
+
 def _bootstrap(x: np.ndarray, base: np.ndarray | None, rng: np.random.Generator,
                n_boot: int) -> tuple[tuple[float, float], tuple[float, float]]:
     idx = rng.integers(0, len(x), size=(n_boot, len(x)))
@@ -62,7 +71,6 @@ def summarize(settings: Sequence[ReplayConfig], results: Sequence[Sequence[RunRe
     With `table`, a column `missed` holds `miss_reason` for each setting ("" when every run
     reached the goal).
     """
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))  # bootstrap's own stream
     ttg = [np.array([r.time_to_goal for r in rs], dtype=np.float64) for rs in results]
     rows = []
     for s, cfg in enumerate(settings):
@@ -72,7 +80,7 @@ def summarize(settings: Sequence[ReplayConfig], results: Sequence[Sequence[RunRe
         ok = np.isfinite(x)
         with np.errstate(invalid="ignore", divide="ignore"):
             speedup = _pct(base, 50) / _pct(x, 50) if base is not None else np.nan
-        ci, sp_ci = _bootstrap(x, base, rng, n_boot)
+        ci, sp_ci = _bootstrap(x, base, _row_rng(seed, 1, cfg), n_boot)
         row = {
             "optimizer": cfg.optimizer_label, "rules": cfg.rule_label, "goal": str(cfg.goal),
             "goal_accuracy": results[s][0].goal_accuracy, "repeats": len(x),
@@ -136,7 +144,6 @@ def audit_frame(table, settings: Sequence[ReplayConfig],
     `saved_fraction` is the share of training seconds the stops skipped (the stopped configs'
     epochs after the stop / (seconds spent + seconds skipped)); it is not time-to-goal saved.
     """
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))  # the share's bootstrap
     rows = []
     for cfg, rs in zip(settings, results, strict=True):
         if not cfg.rules:
@@ -156,7 +163,7 @@ def audit_frame(table, settings: Sequence[ReplayConfig],
             # share of the compute the runs would have spent without these stops
             "saved_fraction": float(saved.sum() / (spent.sum() + saved.sum()))
             if saved.sum() > 0 else 0.0,
-            **rule_columns(a, rs, table, rng),
+            **rule_columns(a, rs, table, _row_rng(seed, 2, cfg)),
         })
     return pd.DataFrame(rows)
 
