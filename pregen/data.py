@@ -158,12 +158,18 @@ def expected_files(name: str, root: str | os.PathLike) -> list[Path]:
 
 
 def _not_found(name: str, root: Path, missing: list[Path]) -> DatasetNotFoundError:
-    files = "\n  ".join(str(p) for p in expected_files(name, root))
+    expected = expected_files(name, root)
+    if not root.exists():
+        where = f"dataset {name!r}: the data root {root} does not exist"
+    else:
+        where = f"dataset {name!r} not found in data root {root}"
+    if len(missing) < len(expected):  # some are there: name only the ones that are not
+        files = f"missing: {', '.join(str(p) for p in missing)}"
+    else:
+        files = f"expected files: {', '.join(str(p) for p in expected)}"
     lines = [
-        f"dataset {name!r} not found in data root {root}",
-        f"missing: {', '.join(str(p) for p in missing)}",
-        f"expected files:\n  {files}",
-        "get them with --download (load_dataset(..., download=True); needs internet, torchvision "
+        f"{where};", f"{files}.",
+        "Get them with --download (load_dataset(..., download=True); needs internet, torchvision "
         "fetches them into the data root), or copy them there from a machine that has them.",
     ]
     if name == "mnist":
