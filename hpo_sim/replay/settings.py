@@ -180,7 +180,7 @@ def check_settings(table, settings: Sequence[ReplayConfig]) -> list[str]:
                                  f"use {key} <= {T - 1}")
         if not goal <= best:  # NaN best (no complete config) fails resolve() first
             w = (f"goal {cfg.goal} ({goal:.4g}) is above every final accuracy in the table "
-                 f"(best {best:.4g}): no run can reach it, every time to goal will be inf")
+                 f"(best {best:.4g}): no run can reach it; the summary will read 'never reached'")
             if w not in warnings:
                 warnings.append(w)
     return warnings
