@@ -127,9 +127,10 @@ Are simple rules enough? The rules Choi et al. compare themselves with, replayed
 ETR-1, ETR-2 and the median rule: `lce` (Domhan et al. 2015: eleven parametric curve
 families combined into a predictive distribution of the final accuracy; stop when
 P(final > incumbent's final) < 0.05), `svr` (Baker et al. 2017: a nu-SVR from the curve so far,
-its differences and the hyperparameters, trained on the configs completed so far) and `sh`
-(successive halving's promotion rule, eta = 3). Random search, 3 repeats here (lce and svr
-cost milliseconds per decision); `lcsim study --preset beyond-etr` adds SMAC and more
+its differences and the hyperparameters, trained on the configs completed so far), `gp`
+(Google Vizier's performance-curve rule: a Gaussian process on the same kind of data) and `sh`
+(successive halving's promotion rule, eta = 3). Random search, 3 repeats here (lce, svr and
+gp cost milliseconds per decision); `lcsim study --preset beyond-etr` adds SMAC and more
 repeats. The audit scores each rule on
 the top configs it wrongly stopped and, for the predicting rules, on the error and calibration
 of what they predicted."""),
@@ -137,7 +138,8 @@ of what they predicted."""),
 
 settings = with_baselines([
     ReplayConfig(optimizer="random", rules=r, goal=Goal(top_percent=5))
-    for r in (("etr1:tau=3",), ("etr2:p=0.9",), ("median",), ("lce",), ("svr",), ("sh",))])
+    for r in (("etr1:tau=3",), ("etr2:p=0.9",), ("median",), ("lce",), ("svr",), ("gp",),
+              ("sh",))])
 results = run_settings(table, settings, repeats=3, seed=0, progress=False)
 summary = summarize(settings, results, seed=0)
 audit = audit_frame(table, settings, results)
