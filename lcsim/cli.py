@@ -18,7 +18,7 @@ import shlex
 import sys
 import traceback
 
-from lcsim.cliargs import release_outs
+from lcsim.cliargs import release_outs, take_positional_table
 from lcsim.errors import EXIT_USER_ERROR, UserError
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a writer killed by SIGPIPE (128 + 13)
@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         print(f"{getattr(args, 'command_name', 'lcsim')}: error: unrecognized arguments: "
               f"{shlex.join(extra)}{_hint(args, argv, extra)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    problem = take_positional_table(args, argv)
+    if problem:
+        print(f"{args.command_name}: error: {problem}", file=sys.stderr)
         return EXIT_USER_ERROR
     if not getattr(args, "func", None):
         parser.print_help()

@@ -46,6 +46,7 @@ __all__ = [
     "nonneg_int",
     "positive_int",
     "prepare_out",
+    "take_positional_table",
     "release_outs",
 ]
 
@@ -55,12 +56,35 @@ _HELD: dict[str, int] = {}  # folder -> lock file descriptor, held by this proce
 
 
 def add_table(p: argparse.ArgumentParser, *, default: str | None = "default",
-              required: bool | None = None, help: str = "") -> None:
-    """--table; required when there is no default, unless `required=False` (optional)."""
+              required: bool | None = None, help: str = "", positional: bool = False) -> None:
+    """--table; required when there is no default, unless `required=False` (optional).
+
+    `positional`: the table may also be given as the one positional TABLE (`lcsim table info
+    default`, where the command already names the noun); `take_positional_table` checks it
+    after parsing."""
     shown = f" (default: {default})" if default else ""
-    p.add_argument("--table", default=default,
-                   required=default is None if required is None else required,
-                   help=(help or "table directory, shipped table name, or 'default'") + shown)
+    needed = default is None if required is None else required
+    text = (help or "table directory, shipped table name, or 'default'") + shown
+    p.add_argument("--table", default=default, required=needed and not positional, help=text)
+    if positional:
+        p.add_argument("table_arg", nargs="?", default=None, metavar="TABLE",
+                       help="the same as --table")
+        p.set_defaults(table_required=needed)
+
+
+def take_positional_table(args: argparse.Namespace, argv: list[str]) -> str | None:
+    """Move a positional TABLE into args.table; the error message when the table is given twice
+    or not at all (where required), else None."""
+    pos = vars(args).pop("table_arg", None)
+    required = vars(args).pop("table_required", False)
+    flagged = any(a == "--table" or a.startswith("--table=") for a in argv)
+    if pos is not None:
+        if flagged:
+            return f"the table is given twice ({pos!r} and --table {args.table!r}); give one"
+        args.table = pos
+    elif required and args.table is None:
+        return "the following arguments are required: TABLE (or --table TABLE)"
+    return None
 
 
 def add_out(p: argparse.ArgumentParser, *, required: bool = False, help: str = "") -> None:

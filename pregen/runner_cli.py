@@ -112,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = psub.add_parser("status", help="complete / diverged / failed / remaining and an ETA "
                                        "(alias of `lcsim table status`)")
-    add_table(s, default=None, help="table directory being generated")
+    add_table(s, default=None, help="table directory being generated", positional=True)
     s.add_argument("--n-configs", type=positive_int,
                    help="target table size (default: the one its run recorded)")
     s.set_defaults(func=_status)

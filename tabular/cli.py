@@ -32,17 +32,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     ts = p.add_subparsers(dest="table_command", metavar="ACTION")
 
     q = ts.add_parser("info", help="size, epochs, status counts, accuracy percentiles, hours")
-    add_table(q)
+    add_table(q, positional=True)
     q.set_defaults(func=_info)
 
     q = ts.add_parser("status", help="progress of a table being generated: counts, ETA")
-    add_table(q, default=None, help="table directory being generated")
+    add_table(q, default=None, help="table directory being generated", positional=True)
     q.add_argument("--n-configs", type=positive_int, default=None,
                    help="target size (default: the generating run's, from meta.json)")
     q.set_defaults(func=_status)
 
     q = ts.add_parser("curves", help="print or export the curves of selected configs")
-    add_table(q)
+    add_table(q, positional=True)
     q.add_argument("--top", type=positive_int, default=None, help="best K by final accuracy")
     q.add_argument("--bottom", type=positive_int, default=None,
                    help="worst K by final accuracy")
@@ -57,11 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = ts.add_parser("validate", help="full format check; exit status 1 if the table has "
                                        "errors (2 for a bad command, as everywhere)")
-    add_table(q, default=None)
+    add_table(q, default=None, positional=True)
     q.set_defaults(func=_validate)
 
     q = ts.add_parser("merge", help="compact the shards into one shard pair (other files stay)")
-    add_table(q, default=None)
+    add_table(q, default=None, positional=True)
     q.add_argument("--out", type=Path, default=None,
                    help="new directory, which must not exist (default: merge in place)")
     q.set_defaults(func=_merge)
@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = ts.add_parser("repair", help="remove duplicate commits (keeps the earliest of each)",
                       description="Remove configs committed more than once, keeping the "
                                   "earliest committed copy of each; nothing else changes.")
-    add_table(q, default=None)
+    add_table(q, default=None, positional=True)
     q.set_defaults(func=_repair)
 
     q = ts.add_parser("import", help="make a table from a long CSV of learning curves",

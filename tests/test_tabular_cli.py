@@ -87,8 +87,9 @@ def test_validate_exits_1_for_an_invalid_table_and_2_for_a_bad_command(tdir, cap
     (tdir / "configs" / "junk.parquet").write_bytes(b"not parquet")
     assert main(["table", "validate", "--table", str(tdir)]) == 1  # a result: INVALID
     assert "INVALID" in capsys.readouterr().out
-    assert main(["table", "validate"]) == 2  # no --table: a usage error
-    assert "the following arguments are required: --table" in user_error("table validate")
+    assert main(["table", "validate"]) == 2  # no table: a usage error
+    assert "the following arguments are required: TABLE (or --table" in user_error(
+        "table validate")
 
 
 def test_curves_out_is_not_overwritten_without_force(tdir, tmp_path, user_error):
@@ -128,10 +129,21 @@ def test_a_reader_that_leaves_early_gets_no_traceback(tdir):
     assert "Traceback" not in err and "BrokenPipe" not in err, err
 
 
-def test_a_table_typed_without_table_flag_is_one_line_with_the_fix(tdir, capsys, user_error):
-    assert main(["table", "info", str(tdir)]) == 2
-    line = user_error("table info")
-    assert line.endswith(f"(a table is named with --table: lcsim table info --table {tdir})")
-    assert main(["table", "info", "--table", str(tdir), "extra"]) == 2
-    assert user_error("table info").endswith("unrecognized arguments: extra")
-    assert main(["table", "info", "--table", str(tdir)]) == 0
+def test_table_commands_take_the_table_as_a_positional_or_flag_once(tdir, capsys, user_error):
+    assert main(["table", "info", str(tdir)]) == 0  # `lcsim table info default` as typed
+    assert "configs    20" in capsys.readouterr().out
+    assert main(["table", "validate", str(tdir), "--table", str(tdir)]) == 2
+    assert "the table is given twice" in user_error("table validate")
+    assert main(["table", "validate"]) == 2
+    assert user_error("table validate").endswith("required: TABLE (or --table TABLE)")
+    assert main(["pregen", "status", str(tdir)]) == 0
+    assert "complete    19" in capsys.readouterr().out
+
+
+def test_a_table_typed_without_table_flag_elsewhere_is_one_line_with_the_fix(tdir, user_error):
+    assert main(["replay", str(tdir)]) == 2
+    assert user_error("replay").endswith(
+        f"unrecognized arguments: {tdir} (a table is named with --table: lcsim replay "
+        f"--table {tdir})")
+    assert main(["table", "info", "--table", str(tdir), "--bogus"]) == 2
+    assert user_error("table info").endswith("unrecognized arguments: --bogus")
