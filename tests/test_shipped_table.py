@@ -1,6 +1,7 @@
 """The shipped default table (digits-mlp) and the README's main command on it."""
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,3 +73,31 @@ def test_default_study_has_no_unexplained_inf_or_zero_speedup(readme_output):
     missed = [ln for ln in summary.splitlines() if "never reached" in ln]
     if missed:  # every goal never reached has its reason below the table
         assert "Missed goals:" in readme_output
+
+
+def test_readme_shows_what_the_main_command_prints_for_random_search():
+    """The README's printed summary is the command's output: its random-search rows (the fast
+    path; SMAC's rows cost a minute) recomputed here with the preset's repeats and seed. Rows
+    are independent of the other settings (per-repeat seeds, per-row bootstrap streams)."""
+    from lcsim.hpo_sim.replay import (
+        format_summary,
+        load_preset,
+        preset_settings,
+        run_settings,
+        summarize,
+    )
+
+    from lcsim import __file__ as pkg
+
+    readme = (Path(pkg).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("```\noptimizer      rules")[1].split("```")[0]
+    shown = [ln.split() for ln in block.splitlines() if ln.strip().startswith("random")]
+    preset = load_preset("readme")
+    table = LookupTable.open("default")
+    settings = [c for c in preset_settings(preset) if c.optimizer_label == "random"]
+    results = run_settings(table, settings, preset["repeats"], seed=preset["seed"],
+                           jobs=1, progress=False)
+    text = format_summary(summarize(settings, results, seed=preset["seed"], table=table),
+                          legend=False)
+    ours = [ln.split() for ln in text.splitlines() if ln.strip().startswith("random")]
+    assert len(shown) == len(settings) == 5 and ours == shown
