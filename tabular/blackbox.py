@@ -148,14 +148,12 @@ def to_syne_tune(table, *, time: str = "solo", charge_eval: bool = True):
     hp = frame.loc[rows, list(table.space.names)].reset_index(drop=True)
     domains = {}
     for p in table.space.params:
-        if p.kind == "int":
-            domains[p.name] = cs.randint(int(p.low), int(p.high))
-        elif p.kind == "cat":
+        if p.kind == "cat":
             domains[p.name] = cs.choice(list(p.choices))
-        elif p.kind == "logfloat":
-            domains[p.name] = cs.loguniform(p.low, p.high)
+        elif p.integer:
+            domains[p.name] = (cs.lograndint if p.log else cs.randint)(int(p.low), int(p.high))
         else:
-            domains[p.name] = cs.uniform(p.low, p.high)
+            domains[p.name] = (cs.loguniform if p.log else cs.uniform)(p.low, p.high)
     values = np.stack([table.acc[rows], table.val_loss[rows], table.train_loss[rows],
                        bb.cost[rows], bb.elapsed[rows]], axis=-1)  # [m, T, 5]
     return BlackboxTabular(hyperparameters=hp, configuration_space=domains,

@@ -128,3 +128,16 @@ def test_syne_tune_asha_runs_on_an_exported_table(table, tmp_path, syne_tune):
         np.testing.assert_allclose(trial["elapsed_time"], Blackbox(table).elapsed[match[0],
                                                                                    e - 1],
                                    rtol=1e-6)
+
+
+def test_export_keeps_the_space_scales_log_integers_included(tmp_path, syne_tune):
+    from lcsim.tabular.blackbox import export_syne_tune
+    from syne_tune.blackbox_repository.blackbox_tabular import deserialize
+    from syne_tune.config_space import lograndint, loguniform, randint, uniform
+
+    t = make_table(20, 3, lambda i, e: 0.1 + 0.01 * i + 0.1 * e, space="lcbench-mlp")
+    export_syne_tune(t, tmp_path / "bb")
+    cs = deserialize(str(tmp_path / "bb"))["lcsim"].configuration_space
+    assert cs["batch_size"] == lograndint(16, 512) and cs["max_units"] == lograndint(64, 1024)
+    assert cs["num_layers"] == randint(1, 5)
+    assert cs["learning_rate"] == loguniform(1e-4, 1e-1) and cs["momentum"] == uniform(0.1, 0.99)

@@ -218,3 +218,19 @@ def test_audit_of_an_optuna_pruner(table):
     aud = audit_frame(table, settings, res)
     assert aud.iloc[0]["stopped_per_run"] == pytest.approx(
         np.mean([r.trace["stopped"].sum() for r in res[0]]))
+
+
+def test_suggestions_follow_the_space_scales_log_integers_included():
+    from lcsim.hpo_sim.replay.optuna_bridge import _space_of
+    from lcsim.hpo_sim.replay.protocols import Pool
+    from lcsim.tabular.spaces import get_space
+
+    space = get_space("lcbench-mlp")  # batch size and max units are log-scaled integers
+    dists, _ = _space_of(Pool(np.zeros((1, space.dim)), np.zeros(1, dtype=np.int64), 3,
+                              np.zeros(1, dtype=np.int64), tuple(space.names), space))
+    D = optuna.distributions
+    assert dists["batch_size"] == D.IntDistribution(16, 512, log=True)
+    assert dists["max_units"] == D.IntDistribution(64, 1024, log=True)
+    assert dists["num_layers"] == D.IntDistribution(1, 5)
+    assert dists["learning_rate"] == D.FloatDistribution(1e-4, 1e-1, log=True)
+    assert dists["momentum"] == D.FloatDistribution(0.1, 0.99)

@@ -139,12 +139,12 @@ def _space_of(pool: Pool):
         return dists, lambda p: np.array([p[n] for n in names], dtype=np.float64)
     dists = {}
     for p in pool.space.params:
-        if p.kind == "int":
-            dists[p.name] = D.IntDistribution(int(p.low), int(p.high))
-        elif p.kind == "cat":
+        if p.kind == "cat":
             dists[p.name] = D.CategoricalDistribution(list(p.choices))
+        elif p.integer:
+            dists[p.name] = D.IntDistribution(int(p.low), int(p.high), log=p.log)
         else:
-            dists[p.name] = D.FloatDistribution(p.low, p.high, log=p.kind == "logfloat")
+            dists[p.name] = D.FloatDistribution(p.low, p.high, log=p.log)
     return dists, lambda params: pool.space.to_unit([params])[0]
 
 
