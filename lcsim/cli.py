@@ -18,7 +18,7 @@ import shlex
 import sys
 import traceback
 
-from lcsim.cliargs import release_outs, take_positional_table
+from lcsim.cliargs import names_table, release_outs, take_positional_table
 from lcsim.errors import EXIT_USER_ERROR, UserError
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a writer killed by SIGPIPE (128 + 13)
@@ -100,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 def _hint(args: argparse.Namespace, argv: list[str], extra: list[str]) -> str:
     # `lcsim table info default`: every command names its table with --table
     words = [w for w in extra if not w.startswith("-")]
-    given = any(a == "--table" or a.startswith("--table=") for a in argv)
-    if len(words) == 1 and "table" in vars(args) and not given:
+    if len(words) == 1 and "table" in vars(args) and not names_table(argv):
         return (f" (a table is named with --table: "
                 f"{args.command_name} --table {shlex.quote(words[0])})")
     return ""

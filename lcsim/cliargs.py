@@ -47,6 +47,7 @@ __all__ = [
     "positive_int",
     "prepare_out",
     "take_positional_table",
+    "names_table",
     "release_outs",
 ]
 
@@ -72,14 +73,18 @@ def add_table(p: argparse.ArgumentParser, *, default: str | None = "default",
         p.set_defaults(table_required=needed)
 
 
+def names_table(argv: list[str]) -> bool:
+    """Does the command line name a table with --table (or --table=...)?"""
+    return any(a == "--table" or a.startswith("--table=") for a in argv)
+
+
 def take_positional_table(args: argparse.Namespace, argv: list[str]) -> str | None:
     """Move a positional TABLE into args.table; the error message when the table is given twice
     or not at all (where required), else None."""
     pos = vars(args).pop("table_arg", None)
     required = vars(args).pop("table_required", False)
-    flagged = any(a == "--table" or a.startswith("--table=") for a in argv)
     if pos is not None:
-        if flagged:
+        if names_table(argv):
             return f"the table is given twice ({pos!r} and --table {args.table!r}); give one"
         args.table = pos
     elif required and args.table is None:

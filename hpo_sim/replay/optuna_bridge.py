@@ -193,16 +193,21 @@ class OptunaOptimizer:
 
 
 def _tell(study, trial, value: float | None = None, state=None) -> None:
-    """`study.tell` without its return value: Study.tell deep-copies the finished trial to
-    return it (~0.3 ms with 20 intermediate values, more than RandomSampler spends on a
-    trial); `study.optimize` itself calls the internal `_tell_with_warning`, used where it
-    exists (optuna 3.x-5.x), the public method otherwise."""
+    """`study.tell` without its return value (see `_teller`)."""
+    _teller()(study, trial, value, state)
+
+
+@functools.cache
+def _teller():
+    """Study.tell deep-copies the finished trial to return it (~0.3 ms with 20 intermediate
+    values, more than RandomSampler spends on a trial); `study.optimize` itself calls the
+    internal `_tell_with_warning`, used where it exists (optuna 3.x-5.x), the public method
+    otherwise."""
     try:
         from optuna.study._tell import _tell_with_warning
     except ImportError:  # pragma: no cover - a later optuna without it
-        study.tell(trial, value, state=state)
-        return
-    _tell_with_warning(study, trial, value, state)
+        return lambda study, trial, value, state: study.tell(trial, value, state=state)
+    return _tell_with_warning
 
 
 # ----- pruners --------------------------------------------------------------------------------
