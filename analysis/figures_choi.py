@@ -166,7 +166,8 @@ def final_accuracy_vs_hyperparameters(table, *, params: Sequence[str] | None = N
             x = col.astype(str).map({str(c): i for i, c in enumerate(cats)}).to_numpy(float)
             x = x + jitter
             ax.set_xticks(range(len(cats)), [str(c) for c in cats])
-        elif pd.api.types.is_integer_dtype(col) and n_values <= 12:
+        elif (pd.api.types.is_integer_dtype(col) and n_values <= 12
+              and not (param is not None and param.log)):
             x = col.to_numpy(dtype=float) + jitter
             ax.set_xticks(sorted(col.unique()))
             ax.set_xlim(col.min() - 0.6, col.max() + 0.6)

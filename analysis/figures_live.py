@@ -85,7 +85,7 @@ def alrs_curves(runs: pd.DataFrame) -> pd.DataFrame:
         grid = g[g["method"] == "grid"]
         keep.append(g[g["method"] != "grid"])
         if not grid.empty and "final_loss" in grid.columns:
-            best = grid.groupby("lr")["final_loss"].mean().idxmin()
+            best = grid.groupby("lr")["final_loss"].agg(lambda s: s.mean(skipna=False)).idxmin()
             keep.append(grid[np.isclose(grid["lr"], best)].assign(
                 method=f"grid best (lr {best:.2g})"))
     frames = []

@@ -82,3 +82,13 @@ def test_claims_frame_lays_out_one_row_per_claim():
     assert list(df.columns) == ["claim", "scope", "value", "holds", "paper", "missing",
                                 "inputs"]
     assert len(df) == 2 and (df["scope"] == "e / adam").all()
+
+
+def test_a_grid_rate_with_one_diverged_seed_is_not_ranked_by_the_others():
+    frame = runs_frame([2e-3])
+    # seed 1 at lr 1e-4 diverged: seed 0 alone (loss 0.01) would make 1e-4 the best rate
+    frame.loc[(frame["method"] == "grid") & (frame["lr"] == 1e-4), "final_loss"] = [0.01,
+                                                                                    math.nan]
+    (c,) = rate_within_grid(frame)
+    assert 1e-4 not in c.inputs["grid_best_rates"]
+    assert c.inputs["grid_best_rates"] == [3e-3, 1e-2, 1e-3]

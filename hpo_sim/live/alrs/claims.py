@@ -50,7 +50,8 @@ def rate_within_grid(runs: pd.DataFrame, top: int = 3) -> list[Claim]:
         rates = alrs["lr"].to_numpy(dtype=float)
         value = float(np.exp(np.log(rates).mean())) if len(rates) else math.nan
         # mean over seeds, NaN if any seed diverged (as `summary.summarize`)
-        loss = grid.groupby("lr")["final_loss"].mean().dropna().sort_values(kind="stable")
+        loss = (grid.groupby("lr")["final_loss"].agg(lambda s: s.mean(skipna=False))
+                .dropna().sort_values(kind="stable"))
         missing = ("no ALRS runs" if not len(rates) else
                    f"fewer than {top} grid rates that trained" if len(loss) < top else "")
         best = loss.index.to_numpy(dtype=float)[:top]

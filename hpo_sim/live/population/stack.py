@@ -174,7 +174,8 @@ class Population:
             if generator is None:
                 raise ValueError("Population.forward(train=True) on a model with dropout needs "
                                  "a torch.Generator for its randomness")
-            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator,
+                                     device=generator.device))  # a CUDA generator draws there
             # forks and seeds only the CPU's and x's device's generators
             ctx = fork_seeded(seed, x.device)
         with ctx:
