@@ -40,7 +40,7 @@ def _suggest(trial, name: str, d):
     import optuna.distributions as D
 
     if isinstance(d, D.IntDistribution):
-        return trial.suggest_int(name, d.low, d.high)
+        return trial.suggest_int(name, d.low, d.high, log=d.log)
     if isinstance(d, D.CategoricalDistribution):
         return trial.suggest_categorical(name, d.choices)
     return trial.suggest_float(name, d.low, d.high, log=d.log)

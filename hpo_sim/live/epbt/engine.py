@@ -125,7 +125,10 @@ class Engine:
 
         Call `recalibrate` first where BN statistics may be stale.
         """
-        diverged = (~torch.isfinite(pop.flat()).all(1)).cpu().numpy()
+        with torch.no_grad():  # per tensor: no [P, D] copy of every member's weights
+            finite = torch.stack([torch.isfinite(v).flatten(1).all(1)
+                                  for v in pop.params.values()]).all(0)
+        diverged = (~finite).cpu().numpy()
         _, val_acc = evaluate(pop, self.val)
         _, test_acc = evaluate(pop, self.test)
         with torch.no_grad():

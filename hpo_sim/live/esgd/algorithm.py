@@ -50,6 +50,7 @@ single baseline's model is member 0's initialisation; its data order and dropout
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -173,8 +174,9 @@ def run(
     else:
         pop = Population.from_models([model_factory(s) for s in init_seeds], device=device)
     fit_batches = _fitness_batches(data, cfg)
-    recal = [x for x, _ in data.batches("train", cfg.batch_size, shuffle=True,
-                                        generator=gen, augment=False)][:cfg.recal_batches]
+    # the order is drawn at the first batch: stopping early leaves `gen` where a full pass would
+    recal = [x for x, _ in itertools.islice(data.batches(
+        "train", cfg.batch_size, shuffle=True, generator=gen, augment=False), cfg.recal_batches)]
 
     def fitness_of(p: Population) -> np.ndarray:
         return _as_np(evaluate(p, fit_batches, max_members=cfg.eval_members)[0])
@@ -265,9 +267,7 @@ def _run_single(cfg, model_factory, data, *, device, progress) -> ESGDResult:
     s_init, _, _, s_data = np.random.SeedSequence(cfg.seed).spawn(4)
     model = model_factory(child_seeds(s_init, 1, below=2**31)[0]).to(device)
     opt = make_optimizer(cfg.single_optimizer, model.parameters(), cfg.single_lr,
-                         cfg.single_momentum)
-    for group in opt.param_groups:
-        group["weight_decay"] = cfg.weight_decay
+                         cfg.single_momentum, cfg.weight_decay)
     # the pool's base-lr schedule (Table 4 / [37]: 0.1, 0.01, 0.001) scales the single lr too
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda e: cfg.pool.base(e + 1) / cfg.pool.base(1))
