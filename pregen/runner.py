@@ -378,6 +378,9 @@ def _run_locked(cfg: RunConfig, lock, stop, summary: RunSummary) -> None:
     check_resume(cfg.out, meta)
     with stop.committing():
         writer = TableWriter(cfg.out, meta, lock=lock)  # creates DIR/meta.json, or checks it
+    # again: a run on a disjoint range may have created meta.json since the first check
+    # (the writer compares the table's identity only, not the training settings)
+    check_resume(cfg.out, meta)
     held = writer.held()
     summary.held_before = len(held & set(cfg.ids))
     jobs = plan(cfg, held, in_shape=probe.in_shape, num_classes=probe.num_classes)

@@ -325,6 +325,25 @@ def test_resume_refuses_different_training_settings(reference, data_root):
         run(_cfg(data_root, reference.path, seed=4))
 
 
+def test_a_range_run_started_beside_one_with_other_settings_is_refused(data_root, tmp_path,
+                                                                         monkeypatch):
+    # run B (seed 4, ids 4..5) checks the table before run A (seed 3, ids 0..3) has written
+    # meta.json, and A writes it before B's writer opens: B must still refuse
+    import lcsim.tabular.writer as writer_mod
+
+    out = tmp_path / "t"
+    opened = writer_mod.TableWriter
+
+    def a_wins_the_race(d, meta, **kw):
+        opened(d, dict(meta, seed=3))  # run A's writer creates meta.json first
+        return opened(d, meta, **kw)
+
+    monkeypatch.setattr(writer_mod, "TableWriter", a_wins_the_race)
+    with pytest.raises(ValueError, match="seed: 3 in the table, 4 now"):
+        run(_cfg(data_root, out, seed=4, index_range=(4, 6)))
+    assert held_ids(out) == set()  # refused before training anything
+
+
 def test_index_range_trains_only_its_ids(data_root, tmp_path):
     out = tmp_path / "part"
     run(_cfg(data_root, out, index_range=(4, 6)))
