@@ -142,6 +142,10 @@ def _merge_in_place(d: Path, shards, name: str, cfg: pa.Table, cur: pa.Table,
         (d / "curves" / name).unlink(missing_ok=True)
         if not (d / "configs").exists() and old.exists():
             os.rename(old, d / "configs")
+        if fresh.exists() and (d / "configs").is_dir():  # the user's files go back first
+            for e in os.scandir(fresh):
+                if e.name != name:
+                    os.rename(e.path, d / "configs" / e.name)
         raise
     finally:
         shutil.rmtree(fresh, ignore_errors=True)

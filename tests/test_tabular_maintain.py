@@ -68,6 +68,31 @@ def test_merge_in_place_keeps_the_users_files(tdir):
     assert validate_table(tdir).ok
 
 
+@pytest.mark.parametrize("at", [".configs-old-", "configs"])
+def test_an_interrupted_merge_leaves_the_table_and_the_users_files_as_they_were(tdir, at,
+                                                                                monkeypatch):
+    import lcsim.tabular.maintain as maintain
+
+    (tdir / "configs" / "README").write_text("mine")
+    before = sorted(p.name for p in (tdir / "configs").iterdir())
+    rename, fired = os.rename, []
+
+    def interrupted(src, dst):  # one Ctrl-C, at one of the two renames of the switch
+        if not fired and os.path.basename(dst).startswith(at):
+            fired.append(dst)
+            raise KeyboardInterrupt
+        rename(src, dst)
+
+    monkeypatch.setattr(maintain.os, "rename", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        merge_table(tdir)
+    monkeypatch.undo()
+    assert (tdir / "configs" / "README").read_text() == "mine"
+    assert sorted(p.name for p in (tdir / "configs").iterdir()) == before
+    assert not [p for p in tdir.iterdir() if p.name.startswith(".configs-")]
+    assert validate_table(tdir).ok
+
+
 def test_pandas_reads_every_row_of_sharded_merged_and_appended_tables(tdir):
     pd.testing.assert_frame_equal(_readme_read(tdir), _expected(LookupTable.open(tdir)),
                                   check_dtype=False)
