@@ -136,23 +136,27 @@ class _Registry:
 
 
 def holders(directory: str | os.PathLike) -> list[Holder]:
-    """Live holders of a table directory (stale files, whose process died, are skipped)."""
-    d = Path(directory)
-    hdir = d / HOLDERS
+    """Live holders of a table directory (stale files, whose process died, are skipped).
+
+    Reads only: no registry lock, nothing created, so status works on a table the caller may
+    not write (a holder appearing or leaving meanwhile may be missed: a snapshot)."""
+    hdir = Path(directory) / HOLDERS
     if not hdir.is_dir():
         return []
     out = []
-    with _Registry(d):
-        for p in sorted(hdir.glob("*.json")):
+    for p in sorted(hdir.glob("*.json")):
+        try:
             fd = os.open(p, os.O_RDONLY)
-            try:
-                if _flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, p):
-                    continue  # nobody holds it: stale
-            finally:
-                os.close(fd)
-            h = _read_holder(p)
-            if h is not None:
-                out.append(h)
+        except FileNotFoundError:  # released since the listing
+            continue
+        try:
+            if _flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, p):
+                continue  # nobody holds it: stale
+        finally:
+            os.close(fd)
+        h = _read_holder(p)
+        if h is not None:
+            out.append(h)
     return out
 
 
