@@ -82,3 +82,23 @@ def test_hyperband_rungs_promote_the_top_third_and_resume_training():
     assert tr["row"][12] == best and tr["epochs"][12] == 9 and tr["complete"][12]
     # resumed configs pay only their new epochs: 9 x 1 + 3 x 2 + 1 x 6 epochs of 1 s
     assert res.end_time == pytest.approx(9 + 3 * 2 + 6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hyperband_promoting_a_config_that_diverged_at_its_rung_end(seed):
+    # half the configs diverge after epoch 3, exactly where a rung ends: Hyperband scores
+    # and may promote them; resumed, they diverge at once and cost nothing more
+    T = 9
+    t = make_table(30, T, lambda i, e: 0.1 + 0.05 * (i % 7) * (1 - np.exp(-e / 3)),
+                   status={i: ("diverged", 3) for i in range(0, 30, 2)})
+    res = replay(t, ReplayConfig(optimizer="hyperband", goal=Goal(accuracy=1.0)), seed)
+    tr = res.trace
+    assert np.all(np.diff(tr["time"]) >= 0) and np.isfinite(res.end_time)
+    resumed_dead = (tr["until"] > 3) & (tr["epochs"] == 3) & tr["diverged"]
+    assert resumed_dead.any()  # the case happened, and ended as a divergence
+    assert not tr["complete"][np.isin(tr["row"], np.arange(0, 30, 2))].any()
+    # every epoch charged is one the table recorded
+    charged = {}
+    for r, e in zip(tr["row"], tr["epochs"], strict=True):
+        charged[r] = max(charged.get(r, 0), e)
+    assert all(e <= t.n_recorded[r] for r, e in charged.items())

@@ -271,21 +271,39 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
     asked = 0
     best = -np.inf
 
+    def record(w: int, job, e: int, stopped: bool, diverged: bool, complete: bool,
+               last: float, t: float) -> None:
+        for c, v in zip(TRACE_COLUMNS, (len(out["iteration"]), w, ids[job.row], job.row,
+                                        job.until, e, stopped, diverged, complete, last, t,
+                                        best, job.distance > 0, job.distance), strict=True):
+            out[c].append(v)
+        for c, v in zip(marks, (calls, len(log["row"]), rule_seconds), strict=True):
+            marks[c].append(v)
+
     def launch(w: int, now: float) -> None:
         nonlocal asked
-        if cfg.max_evals is not None and asked >= cfg.max_evals:
-            idle.append(w)
-            return
-        t0 = _time.perf_counter() if cfg.charge_overhead else 0.0
-        job = opt.ask(tuple(filter(None, jobs)))
-        if job is None:
-            idle.append(w)
-            return
-        asked += 1
-        start = now + (_time.perf_counter() - t0 if cfg.charge_overhead else 0.0)
-        e = int(state.n_observed[check(job, state, working)]) + 1  # resume after trained epochs
-        jobs[w], working[w] = job, job.row
-        heap.push(start + cost[job.row, e - 1], (w, job, e))
+        while True:
+            if cfg.max_evals is not None and asked >= cfg.max_evals:
+                idle.append(w)
+                return
+            t0 = _time.perf_counter() if cfg.charge_overhead else 0.0
+            job = opt.ask(tuple(filter(None, jobs)))
+            if job is None:
+                idle.append(w)
+                return
+            asked += 1
+            now += _time.perf_counter() - t0 if cfg.charge_overhead else 0.0
+            row = check(job, state, working)
+            e = int(state.n_observed[row]) + 1  # resume after the trained epochs
+            if e <= n_rec[row]:
+                jobs[w], working[w] = job, row
+                heap.push(now + cost[row, e - 1], (w, job, e))
+                return
+            # a resumed config that diverged right after its last recorded epoch (a rung
+            # ended there): it diverges again at once, nothing to charge; ask again
+            last = _last_finite(acc[row, :e - 1])
+            opt.tell(job, last, e - 1)
+            record(w, job, e - 1, False, True, False, last, now)
 
     for w in range(cfg.workers):
         launch(w, 0.0)
@@ -328,12 +346,7 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
             best = max(best, acc[row, T - 1])
         jobs[w], working[w] = None, -1
         opt.tell(job, float(last if np.isfinite(last) else _last_finite(acc[row, :e])), e)
-        for c, v in zip(TRACE_COLUMNS, (len(out["iteration"]), w, ids[row], row, job.until, e,
-                                        stopped, diverged, complete, last, t, best,
-                                        job.distance > 0, job.distance), strict=True):
-            out[c].append(v)
-        for c, v in zip(marks, (calls, len(log["row"]), rule_seconds), strict=True):
-            marks[c].append(v)
+        record(w, job, e, stopped, diverged, complete, last, t)
         if complete and acc[row, T - 1] >= goal:
             reached, ttg = True, t
             break
