@@ -236,3 +236,10 @@ def test_summary_quantiles_treat_unreached_goals_as_infinite():
     assert rule["success_rate"] == pytest.approx(1 / 3) and rule["median_s"] == np.inf
     assert rule["speedup"] == 0.0 and rule["mean_s"] == 3.0
     assert not np.isnan([rule["median_ci_low"], rule["median_ci_high"]]).any()
+
+
+def test_a_none_rule_is_the_no_rule_setting():
+    goal = Goal(top_percent=20)
+    none = ReplayConfig(optimizer="random", rules=("none",), goal=goal)
+    assert none.rules == () and none == ReplayConfig(optimizer="random", goal=goal)
+    assert with_baselines([none]) == [none]  # one baseline, not two

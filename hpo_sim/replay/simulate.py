@@ -146,7 +146,9 @@ class ReplayConfig:
         rules = self.rules
         if isinstance(rules, str) or hasattr(rules, "should_stop"):
             rules = (rules,)  # one rule given bare
-        object.__setattr__(self, "rules", tuple(rules))
+        # 'none' is no rule: ("none",) and () are one setting (one baseline row, one run)
+        object.__setattr__(self, "rules", tuple(
+            r for r in rules if not (isinstance(r, str) and r.strip().lower() == "none")))
         resolve_optimizer(self.optimizer, self.optimizer_options)  # fail early on a bad spec
         resolve_rules(self.rules)
 
