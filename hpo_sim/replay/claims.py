@@ -43,7 +43,7 @@ import pandas as pd
 from lcsim.hpo_sim.live.common import Claim
 
 from .audit import audit_run
-from .rules import ETR1, parse_rules
+from .rules import parse_rule
 from .simulate import Goal, candidate_rows, epoch_costs
 
 __all__ = ["CHANCE_EPS", "CONVERGE_DELTA", "PAPER_GOALS", "bottom_near_chance",
@@ -210,13 +210,14 @@ def table_claims(table, k: int = 100) -> list[Claim]:
 # ----- claims on studies -----------------------------------------------------------------------
 def _etr1_tau(label: str) -> int | None:
     """tau of a rule label that is ETR-1 alone with the paper's r and eps, else None."""
+    text = str(label).strip()
+    if "+" in text or text.partition(":")[0].strip().lower() != "etr1":
+        return None  # never resolve other labels: a user's rule would be imported and built
     try:
-        rules = parse_rules([s for s in str(label).split("+") if s]).rules
+        rule = parse_rule(text)
     except ValueError:
         return None
-    ok = len(rules) == 1 and isinstance(rules[0], ETR1)
-    return int(rules[0].tau) if ok and rules[0].r is None and rules[0].eps == CHANCE_EPS \
-        else None
+    return int(rule.tau) if rule.r is None and rule.eps == CHANCE_EPS else None
 
 
 def _study_dataset(study) -> str:
