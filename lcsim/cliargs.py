@@ -253,15 +253,22 @@ def _lock(d: Path) -> None:
         return
     fd = os.open(d / OUT_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            raise UserError(f"--out {d} is in use by another running lcsim command ({holder}); "
+                            "wait for it to finish, or use another --out") from None
+        except OSError as e:  # ENOLCK, EOPNOTSUPP: a filesystem without locks
+            raise UserError(f"--out {d}: cannot lock it ({e.strerror}); lcsim locks an output "
+                            "folder so that two commands never mix their results: use a "
+                            "folder on a local disk") from None
+        started = _dt.datetime.now().isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {platform.node()}, started {started}".encode(), 0)
+    except BaseException:
         os.close(fd)
-        raise UserError(f"--out {d} is in use by another running lcsim command ({holder}); "
-                        "wait for it to finish, or use another --out") from None
-    started = _dt.datetime.now().isoformat(timespec="seconds")
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on {platform.node()}, started {started}".encode(), 0)
+        raise
     _HELD[key] = fd
 
 

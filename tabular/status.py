@@ -104,8 +104,9 @@ def table_status(directory: str | os.PathLike, n_configs: int | None = None) -> 
     if n_configs is not None:
         remaining = int(n_configs) - len({i for i in ids.tolist() if 0 <= i < int(n_configs)})
     rate, source = None, "no finished configs yet"
+    # commits only: a merged shard holds many and was written at merge time
     timed = sorted((os.stat(c).st_mtime, cur) for c, cur in shards.pairs
-                   if c.parent.name == "configs")
+                   if c.parent.name == "configs" and "-merged-" not in c.name)
     if timed:
         start = len(timed) - 1
         while start > 0 and timed[start][0] - timed[start - 1][0] <= _SESSION_GAP:

@@ -196,3 +196,12 @@ def test_the_readme_pandas_read_gets_every_row_of_the_shipped_tables(name):
     pd.testing.assert_frame_equal(got, _expected(t), check_dtype=False)
     assert got.config_id.nunique() == int((t.n_recorded > 0).sum())  # failed: no rows
     assert len(pd.read_parquet(DATA_DIR / name / "configs")) == len(t)
+
+
+def test_status_does_not_count_a_merged_shard_as_one_commit_of_the_session(tdir):
+    from lcsim.tabular.status import table_status
+
+    merge_table(tdir)
+    TableWriter(tdir, make_meta(T)).write(make_results(1, T, curve, start=10))
+    st = table_status(tdir)  # one commit after the merge: too few to time a session
+    assert st.rate_source.startswith("recorded seconds") and st.held == 11
