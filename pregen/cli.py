@@ -114,7 +114,7 @@ def _train(args: argparse.Namespace) -> int:
         spec = TrainSpec(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                          bf16=args.bf16, channels_last=args.channels_last)
     print(f"space {space.name}, {origin}: {space.to_json(config)}")
-    dataset = args.dataset or {"lcbench-mlp": "digits"}.get(space.name, space.name)
+    dataset = args.dataset or space.default_dataset
     if args.dry_run:
         in_shape = {"mnist": (1, 28, 28), "digits": (64, 1, 1)}.get(dataset, (3, 32, 32))
         ncls = 100 if dataset == "cifar100" else 10

@@ -80,7 +80,8 @@ __all__ = [
 
 log = logging.getLogger("lcsim.pregen")
 
-DEFAULT_EPOCHS = {"mnist": 20, "cifar10": 50, "cifar100": 50, "svhn": 20, "digits": 50}
+DEFAULT_EPOCHS = {"mnist": 20, "cifar10": 50, "cifar100": 50, "svhn": 20, "svhn-extra": 20,
+                  "digits": 50}
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class RunConfig:
 
     out: str  # table directory (created; resumed if it exists)
     space: str = "mnist"  # search space (Table I)
-    dataset: str = "mnist"
+    dataset: str | None = None  # None: the space's own (mnist, cifar10; digits for lcbench-mlp)
     data_root: str | None = None  # None: $LCSIM_DATA_ROOT, else the shipped MNIST subset
     n_configs: int = 20_000  # Sobol ids 0..n-1 (Choi et al. trained 20,000 per dataset)
     epochs: int | None = None  # None: DEFAULT_EPOCHS[dataset]
@@ -115,7 +116,9 @@ class RunConfig:
     def __post_init__(self):
         from lcsim.tabular.spaces import get_space
 
-        get_space(self.space)  # raises naming the space
+        space = get_space(self.space)  # raises naming the space
+        if self.dataset is None:
+            object.__setattr__(self, "dataset", space.default_dataset)
         if self.n_configs < 1:
             raise ValueError(f"n_configs must be >= 1, got {self.n_configs}")
         if self.epochs is not None and self.epochs < 1:

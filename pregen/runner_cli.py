@@ -33,9 +33,6 @@ from lcsim.errors import user_errors
 
 __all__ = ["register"]
 
-_SPACE_DATASET = {"lcbench-mlp": "digits"}  # a space's own dataset where names differ
-
-
 def _range(text: str) -> tuple[int, int]:
     a, sep, b = text.partition(":")
     try:
@@ -124,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
     with user_errors():
         cfg = RunConfig(
             out=args.out, space=args.space,
-            dataset=args.dataset or _SPACE_DATASET.get(args.space, args.space),
+            dataset=args.dataset,
             data_root=args.data_root, n_configs=args.n_configs, epochs=args.epochs,
             index_range=args.index_range, devices=args.devices,
             workers_per_device=args.workers_per_device, sobol_seed=args.sobol_seed,

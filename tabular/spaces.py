@@ -181,6 +181,11 @@ class Space:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     num_classes: int = 10
     recipe: Recipe = field(default_factory=Recipe)
+    dataset: str | None = None  # the dataset it is trained on by default (None: its name)
+
+    @property
+    def default_dataset(self) -> str:
+        return self.dataset or self.name
 
     def __post_init__(self):
         known = set(self.names) | set(self.fixed)
@@ -326,6 +331,7 @@ LCBENCH_MLP_SPACE = Space(
         Param("max_dropout", "float", 0.0, 1.0),  # dropout of the first hidden layer
     ),
     fixed={"mlp_shape": "funnel", "activation": "relu"},
+    dataset="digits",
     recipe=Recipe(optimizer="momentum", schedule="cosine",
                   spec_keys=(("lr", "learning_rate"), ("momentum", "momentum"),
                              ("weight_decay", "weight_decay"), ("batch_size", "batch_size"))),

@@ -199,3 +199,12 @@ def test_the_pregen_runner_writes_lcbench_curves_as_train_config_trains_them(tmp
         r = train_config(S, S.config_at(i, 0), digits,
                          TrainSpec(epochs=2, seed=config_seed(0, i)), "cpu")
         assert t.curve(i).tolist() == [e.val_accuracy for e in r.epochs]
+
+
+def test_a_run_of_the_lcbench_space_trains_on_digits_by_default():
+    from lcsim.pregen.runner import DEFAULT_EPOCHS, RunConfig
+
+    assert RunConfig(out="t", space="lcbench-mlp").dataset == "digits"
+    assert RunConfig(out="t").dataset == "mnist"  # Table I spaces: their own dataset
+    assert RunConfig(out="t", space="cifar10", dataset="svhn-extra").epochs is None
+    assert DEFAULT_EPOCHS["svhn-extra"] == DEFAULT_EPOCHS["svhn"]
