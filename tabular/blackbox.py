@@ -61,7 +61,7 @@ class Blackbox:
         if charge_eval:
             cost = cost + np.nan_to_num(np.asarray(table.eval_seconds, dtype=np.float64))
         self.cost = cost  # [n, T] seconds per epoch, 0 where not trained
-        self.elapsed = np.cumsum(cost, axis=1)  # [n, T]
+        self.elapsed = table._cumulative(time, charge_eval)  # [n, T], cached by the table
         self.T = table.epochs
 
     def config_id(self, config: int | Mapping[str, Any]) -> int:
