@@ -201,3 +201,11 @@ def test_rule_labels_are_short_and_round_trip(spec):
     rule = parse_rule(spec)
     assert str(rule) == spec
     assert parse_rule(str(rule)) == rule
+
+
+def test_rule_options_read_as_the_shared_option_grammar_reads_them():
+    # 'none' for a field whose default is None, integral numbers for integer fields
+    assert parse_rule("etr1:tau=3,r=none") == ETR1(tau=3)
+    assert parse_rule("etr1:tau=3.0") == ETR1(tau=3)
+    with pytest.raises(ValueError, match="bad value '3.5' for tau"):
+        parse_rule("etr1:tau=3.5")

@@ -80,12 +80,10 @@ def _dataset(meta: dict | None) -> str:
 
 
 def _num_classes(table=None, meta: dict | None = None) -> int:
-    n = getattr(table, "num_classes", None) if table is not None else None
-    if n is None and table is not None and getattr(table, "space", None) is not None:
-        n = table.space.num_classes
-    if n is None and meta:
-        n = meta.get("num_classes")
-    return int(n or 0)
+    from .simulate import _num_classes as of_table
+
+    n = of_table(table) if table is not None else 0
+    return n or int((meta or {}).get("num_classes") or 0)
 
 
 def _ranked(claim: str, paper: str, table, k: int

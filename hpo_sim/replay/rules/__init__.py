@@ -81,13 +81,20 @@ _RULES = {"none": NoRule, "etr1": ETR1, "etr2": ETR2, "median": MedianRule, "lce
 def _cast(rule_cls, key: str, value: str):
     """A spec's option as its field's type (the type of the field's default; float if None)."""
     default = rule_cls.__dataclass_fields__[key].default
+    if default is None and value.strip().lower() == "none":  # 'r=none': the field's default
+        return None
     if isinstance(default, str):
         return value.strip()
     if isinstance(default, bool):
         if value.strip().lower() not in ("true", "false"):
             raise ValueError(value)
         return value.strip().lower() == "true"
-    return int(value) if isinstance(default, int) else float(value)
+    if isinstance(default, int):
+        number = float(value)  # 'tau=3.0' is 3, as ETR1(tau=3.0) would take it; 3.5 is not
+        if not number.is_integer():
+            raise ValueError(value)
+        return int(number)
+    return float(value)
 
 
 def parse_rule(spec: str) -> StoppingRule:
