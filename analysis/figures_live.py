@@ -76,12 +76,14 @@ def alrs_curves(runs: pd.DataFrame) -> pd.DataFrame:
 
     runs: one row per (optimizer, method, seed[, grid lr]) with `curve` (the loss of every
     training batch). Returns columns optimizer, method, seed, lr, batch (1-based),
-    train_loss. Grid runs are reduced to the grid rate with the lowest mean `final_loss`,
-    labelled "grid best (lr X)", as the comparison's own plot does.
+    train_loss (and experiment, when the runs have it). Grid runs are reduced, per experiment
+    and optimizer, to the grid rate with the lowest mean `final_loss` (NaN if a seed
+    diverged), labelled "grid best (lr X)", as the comparison's own plot does.
     """
     require_columns(runs, ["optimizer", "method", "seed", "lr", "curve"], "alrs_curves")
     keep = []
-    for _, g in runs.groupby("optimizer", sort=False):
+    by = ["experiment", "optimizer"] if "experiment" in runs.columns else ["optimizer"]
+    for _, g in runs.groupby(by, sort=False):
         grid = g[g["method"] == "grid"]
         keep.append(g[g["method"] != "grid"])
         if not grid.empty and "final_loss" in grid.columns:
@@ -91,12 +93,25 @@ def alrs_curves(runs: pd.DataFrame) -> pd.DataFrame:
     frames = []
     for _, r in pd.concat(keep).iterrows():
         c = np.asarray(r["curve"], dtype=float)
-        frames.append(pd.DataFrame({"optimizer": r["optimizer"], "method": r["method"],
+        frames.append(pd.DataFrame({**{k: r[k] for k in by}, "method": r["method"],
                                     "seed": r["seed"], "lr": r["lr"],
                                     "batch": np.arange(1, len(c) + 1), "train_loss": c}))
     if not frames:
         raise ValueError("alrs_curves: no run has a loss curve")
     return pd.concat(frames, ignore_index=True)
+
+
+def _several_experiments(frame: pd.DataFrame) -> bool:
+    return "experiment" in frame.columns and frame["experiment"].nunique() > 1
+
+
+def _panel_keys(frame: pd.DataFrame, col: str) -> pd.Series:
+    """Each row's panel: its `col` value, prefixed by its experiment where the frame holds
+    several (a preset's MNIST and CIFAR runs of one optimizer must not be pooled)."""
+    keys = frame[col].astype(str)
+    if _several_experiments(frame):
+        keys = frame["experiment"].astype(str) + " / " + keys
+    return keys
 
 
 def alrs_loss_curves(curves: pd.DataFrame, *, panel_col: str | None = "optimizer",
@@ -115,10 +130,11 @@ def alrs_loss_curves(curves: pd.DataFrame, *, panel_col: str | None = "optimizer
     require_columns(curves, cols, "alrs_loss_curves")
     if smooth < 1:
         raise ValueError(f"alrs_loss_curves: smooth must be >= 1, got {smooth}")
-    panels = list(dict.fromkeys(curves[panel_col].astype(str))) if panel_col else [None]
+    keys = _panel_keys(curves, panel_col) if panel_col else None
+    panels = list(dict.fromkeys(keys)) if panel_col else [None]
     fig, axes = new_figure(1, len(panels), width=6.6, height=3.8)
     for ax, panel in zip(axes[0], panels, strict=True):
-        df = curves if panel is None else curves[curves[panel_col].astype(str) == panel]
+        df = curves if panel is None else curves[keys == panel]
         for i, method in enumerate(_methods(df, method_col, order)):
             sub = df[df[method_col].astype(str) == method]
             wide = sub.pivot_table(index=seed_col, columns=x_col, values=loss_col,
@@ -162,6 +178,8 @@ def alrs_seed_table(study: pd.DataFrame, *, lr_seed_col: str = "lr_seed",
     require_columns(study, [lr_seed_col, random_seed_col, lr_col], "alrs_seed_table")
     index = [group_col, lr_seed_col] if group_col and group_col in study.columns else \
         [lr_seed_col]
+    if _several_experiments(study):  # one experiment's rates are not another's
+        index = ["experiment", *index]
     wide = study.pivot_table(index=index, columns=random_seed_col, values=lr_col,
                              aggfunc="mean").sort_index()
     n = wide.notna().sum(axis=1)
@@ -182,10 +200,11 @@ def alrs_seed_figure(study: pd.DataFrame, *, lr_seed_col: str = "lr_seed",
     where it starts."""
     require_columns(study, [lr_seed_col, random_seed_col, lr_col], "alrs_seed_figure")
     use_groups = bool(group_col) and group_col in study.columns
-    groups = list(dict.fromkeys(study[group_col].astype(str))) if use_groups else [None]
+    keys = _panel_keys(study, group_col) if use_groups else None
+    groups = list(dict.fromkeys(keys)) if use_groups else [None]
     fig, axes = new_figure(1, len(groups), width=4.6, height=3.6)
     for ax, group in zip(axes[0], groups, strict=True):
-        df = study if group is None else study[study[group_col].astype(str) == group]
+        df = study if group is None else study[keys == group]
         for i, (rs, sub) in enumerate(df.groupby(random_seed_col, sort=True)):
             sub = sub.sort_values(lr_seed_col)
             ax.plot(sub[lr_seed_col], sub[lr_col], marker="o", ms=4, lw=1,

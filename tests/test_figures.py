@@ -256,6 +256,27 @@ def test_alrs_seed_table_and_figure():
     assert _visible(fl.alrs_seed_figure(wide))[0].get_yscale() == "log"
 
 
+def test_alrs_figures_keep_a_presets_experiments_apart():
+    # the paper preset runs mnist and cifar10 with the same optimizers: nothing is pooled
+    runs = pd.concat([_alrs_runs().assign(experiment="mnist"),
+                      _alrs_runs().assign(experiment="cifar10",
+                                          lr=lambda d: d.lr * 100)], ignore_index=True)
+    curves = fl.alrs_curves(runs)
+    assert set(curves["experiment"]) == {"mnist", "cifar10"}
+    assert set(curves["method"]) == {"standard", "alrs", "x10", "grid best (lr 0.01)",
+                                     "grid best (lr 1)"}
+    axes = _visible(fl.alrs_loss_curves(curves, smooth=1))
+    assert [ax.get_title() for ax in axes] == [
+        "optimizer mnist / adam", "optimizer mnist / momentum",
+        "optimizer cifar10 / adam", "optimizer cifar10 / momentum"]
+    seeds = pd.concat([_alrs_seeds().assign(experiment="mnist"),
+                       _alrs_seeds().assign(experiment="cifar10", lr=10.0)])
+    t = fl.alrs_seed_table(seeds)
+    assert t.loc[("mnist", "adam", 1.0), "mean"] == pytest.approx(0.015)
+    assert t.loc[("cifar10", "adam", 1.0), "mean"] == pytest.approx(10.0)
+    assert len(_visible(fl.alrs_seed_figure(seeds))) == 2
+
+
 # ------------------------------------------------------------------------ ESGD
 def _esgd_records() -> pd.DataFrame:
     rows = []

@@ -12,7 +12,9 @@ method "alrs", `lr`) against the grid's rates and final losses (method "grid"); 
 epochs (`tune_epochs` = tune_batches / epoch_batches, one epoch's batches); the seed study's
 rates per (lr_seed, seed). `alrs_adjustment` is the ADJUSTMENT reading every ALRS run used.
     DIR/summary.parquet, summary.md    `summary.summarize` (and its markdown table)
-    DIR/loss-<optimizer>.png           training-loss curves per optimizer
+    DIR/loss-<optimizer>.png           training-loss curves per optimizer (per experiment
+                                       and optimizer, loss-<experiment>-<optimizer>.png,
+                                       where a preset runs several experiments)
 
 The Parquet files hold the provenance, the preset and its experiments as JSON under the key
 `lcsim` (`common.read_meta`).
@@ -46,8 +48,9 @@ STUDY_COLUMNS = ("experiment", "dataset", "optimizer", "method", "seed", "lr_see
 RESULTS = (RUN_FILES, RUNS, SEED_STUDY, SUMMARY, SUMMARY_MD, "loss-*.png")
 
 
-def loss_plot(optimizer: str) -> str:
-    return f"loss-{optimizer}.png"
+def loss_plot(optimizer: str, experiment: str | None = None) -> str:
+    """The loss PNG of an optimizer (of one experiment, where a run has several)."""
+    return f"loss-{optimizer}.png" if experiment is None else f"loss-{experiment}-{optimizer}.png"
 
 
 def write_results(out: str | os.PathLike, runs: pd.DataFrame, study: pd.DataFrame,
@@ -64,9 +67,11 @@ def write_results(out: str | os.PathLike, runs: pd.DataFrame, study: pd.DataFram
         write_parquet(df, out / name, meta)
     with replacing(out / SUMMARY_MD) as tmp:
         tmp.write_text(format_summary(summary))
-    for opt in runs["optimizer"].unique():
-        fig = plot_curves(runs, summary, opt)
-        with replacing(out / loss_plot(opt)) as tmp:
+    several = runs["experiment"].nunique() > 1  # then one PNG per (experiment, optimizer)
+    for exp, opt in runs[["experiment", "optimizer"]].drop_duplicates().itertuples(index=False):
+        fig = plot_curves(runs[runs["experiment"] == exp],
+                          summary[summary["experiment"] == exp], opt)
+        with replacing(out / loss_plot(opt, exp if several else None)) as tmp:
             fig.savefig(tmp, dpi=120, format="png")
         plt.close(fig)
     return summary
