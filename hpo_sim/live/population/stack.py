@@ -83,6 +83,7 @@ class Population:
         self.batched = batched  # None: try vmap, fall back to a loop on the first failure
         self.example_ndim = example_ndim  # dims of one input example: 3 for [C, H, W] images
         self._bn = [m for m in base.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self._random = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in base.modules())
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -170,7 +171,7 @@ class Population:
                              f"[B, ...] or [{p}, B, ...] with {self.example_ndim} example dims")
         self.base.train(train)
         ctx = contextlib.nullcontext()
-        if train and self._has_random_layers():
+        if train and self._random:  # dropout: the members need seeded randomness
             if generator is None:
                 raise ValueError("Population.forward(train=True) on a model with dropout needs "
                                  "a torch.Generator for its randomness")
@@ -192,9 +193,6 @@ class Population:
             return self._forward_loop(params, buffers, x, shared)
 
     __call__ = forward
-
-    def _has_random_layers(self) -> bool:
-        return any(isinstance(m, nn.modules.dropout._DropoutNd) for m in self.base.modules())
 
     def _forward_vmap(self, params, buffers, x, shared) -> Tensor:
         def f(pp, bb, xx):
