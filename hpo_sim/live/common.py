@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lcsim.tabular.schema import META_KEY  # the provenance key, as in tables
 
 from lcsim.errors import PresetError, UserError, check_preset_keys
 
@@ -72,7 +73,6 @@ __all__ = [
     "write_parquet",
 ]
 
-META_KEY = b"lcsim"  # the Parquet key-value key of the provenance (as in tables)
 _METHODS = {"alrs": "ALRS", "esgd": "ESGD", "epbt": "EPBT"}
 MODEL_KEYS = ("named", "space", "config", "name")
 
@@ -203,15 +203,15 @@ def replacing(path: Path) -> Iterator[Path]:
 
 
 def write_parquet(df, path: str | os.PathLike, meta: dict[str, Any]) -> None:
-    """Write DataFrame `df` to `path` atomically, `meta` as JSON under META_KEY."""
+    """Write DataFrame `df` to `path` atomically (the table writer's fsync-and-rename),
+    `meta` as JSON under META_KEY."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
+    from lcsim.tabular.writer import write_parquet_atomic
 
     table = pa.Table.from_pandas(df, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            META_KEY: json.dumps(meta, default=str).encode()})
-    with replacing(Path(path)) as tmp:
-        pq.write_table(table, tmp)
+    write_parquet_atomic(table, Path(path))
 
 
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:

@@ -273,8 +273,7 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
     asked = 0
     best = -np.inf
 
-    def record(w: int, job, e: int, stopped: bool, diverged: bool, complete: bool,
-               last: float, t: float) -> None:
+    def record(w: int, job, e: int, stopped, diverged, complete, last, t: float) -> None:
         for c, v in zip(TRACE_COLUMNS, (len(out["iteration"]), w, ids[job.row], job.row,
                                         job.until, e, stopped, diverged, complete, last, t,
                                         best, job.distance > 0, job.distance), strict=True):
@@ -285,11 +284,9 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
     def launch(w: int, now: float) -> None:
         nonlocal asked
         while True:
-            if cfg.max_evals is not None and asked >= cfg.max_evals:
-                idle.append(w)
-                return
             t0 = _time.perf_counter() if cfg.charge_overhead else 0.0
-            job = opt.ask(tuple(filter(None, jobs)))
+            done = cfg.max_evals is not None and asked >= cfg.max_evals
+            job = None if done else opt.ask(tuple(filter(None, jobs)))
             if job is None:
                 idle.append(w)
                 return
@@ -301,8 +298,8 @@ def replay(table, cfg: ReplayConfig, seed, *, costs: np.ndarray | None = None) -
                 jobs[w], working[w] = job, row
                 heap.push(now + cost[row, e - 1], (w, job, e))
                 return
-            # a resumed config that diverged right after its last recorded epoch (a rung
-            # ended there): it diverges again at once, nothing to charge; ask again
+            # resumed, but it diverged right after its last recorded epoch (a rung ended
+            # there): it diverges again at once, charged nothing; ask again
             last = _last_finite(acc[row, :e - 1])
             opt.tell(job, last, e - 1)
             record(w, job, e - 1, False, True, False, last, now)
