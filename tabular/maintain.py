@@ -197,8 +197,9 @@ def repair_table(path: str | os.PathLike) -> RepairReport:
         dups: set[int] = set()
         for c, u in order:
             ids = ids_of[c]
-            again = np.isin(ids, np.fromiter(seen, np.int64, len(seen)))
-            seen.update(ids.tolist())
+            listed = ids.tolist()
+            again = np.fromiter((i in seen for i in listed), bool, len(listed))  # O(ids)
+            seen.update(listed)
             if not again.any():
                 continue
             dups.update(ids[again].tolist())
